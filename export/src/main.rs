@@ -1,0 +1,56 @@
+//! `export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N]`
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use export::{export_bundle, ExportOptions, DEFAULT_OPSET};
+use zsc_core::ModelType;
+
+/// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
+/// ONNX bundle: manifest.json, encoder.onnx, head.safetensors, tokenizer.json.
+#[derive(Debug, Parser)]
+#[command(name = "export", version)]
+struct Args {
+    /// Checkpoint folder (model.safetensors, config.json, tokenizer.json, zsc_checkpoint.json) or a
+    /// plain Hugging Face BERT folder.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Bundle folder to write (replaced if it already holds a bundle).
+    #[arg(long)]
+    out: PathBuf,
+    /// bi_encoder | poly_encoder | colbert. Checkpoints carry their own type (a different value is an
+    /// error); a plain Hugging Face folder can only be exported as bi_encoder.
+    #[arg(long)]
+    model_type: Option<ModelType>,
+    /// ONNX opset (17 or newer).
+    #[arg(long, default_value_t = DEFAULT_OPSET)]
+    opset: i64,
+    /// Tokens per text/label (default: the checkpoint's, or 128 for a plain folder).
+    #[arg(long)]
+    max_length: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let opts = ExportOptions { model_type: args.model_type, opset: args.opset, max_length: args.max_length };
+    let manifest = export_bundle(&args.checkpoint, &args.out, &opts)
+        .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
+    println!(
+        "wrote {} ({}, hidden {}, output `{}` dim {}, max_length {}, opset {})",
+        args.out.display(),
+        manifest.spec.model_type,
+        manifest.spec.hidden_size,
+        manifest.output,
+        manifest.output_dim,
+        manifest.spec.max_length,
+        manifest.opset
+    );
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Reading the Hugging Face BERT `config.json` and the f32 weights out of `model.safetensors`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ExportError;
+
+/// The fields of a Hugging Face BERT `config.json` the graph depends on.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+
+impl BertConfig {
+    pub fn load(path: &Path) -> Result<Self, ExportError> {
+        if !path.exists() {
+            return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the Hugging Face BERT config" });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ExportError::Io { path: path.to_path_buf(), source })?;
+        let c: BertConfig =
+            serde_json::from_str(&text).map_err(|source| ExportError::ConfigJson { path: path.to_path_buf(), source })?;
+        c.validate(path)?;
+        Ok(c)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ExportError> {
+        let bad = |message: String| Err(ExportError::Config { path: path.to_path_buf(), message });
+        if let Some(t) = &self.model_type {
+            if t != "bert" {
+                return bad(format!("model_type `{t}` is not supported, only `bert`"));
+            }
+        }
+        if self.hidden_act != "gelu" {
+            return bad(format!("hidden_act `{}` is not supported, only the exact (erf) `gelu`", self.hidden_act));
+        }
+        if let Some(p) = &self.position_embedding_type {
+            if p != "absolute" {
+                return bad(format!("position_embedding_type `{p}` is not supported, only `absolute`"));
+            }
+        }
+        for (field, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if v == 0 {
+                return bad(format!("{field} must be at least 1"));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return bad(format!("layer_norm_eps {} must be a positive number", self.layer_norm_eps));
+        }
+        Ok(())
+    }
+
+    pub fn head_size(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// A dense f32 tensor, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// `[rows, cols]` -> `[cols, rows]`: Hugging Face Linear weights are `[out, in]`, the graph
+    /// multiplies `x @ W^T`, so transposing once here lets it use a plain MatMul.
+    pub fn transposed_2d(&self) -> Tensor {
+        let (r, c) = (self.shape[0], self.shape[1]);
+        let mut data = vec![0f32; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                data[j * r + i] = self.data[i * c + j];
+            }
+        }
+        Tensor { shape: vec![c, r], data }
+    }
+}
+
+/// All f32-convertible tensors of a `model.safetensors`, under their names with any `bert.`
+/// prefix removed; pooler / MLM-head (`cls.`) tensors and integer buffers are skipped.
+#[derive(Debug)]
+pub struct Weights {
+    pub path: PathBuf,
+    tensors: BTreeMap<String, Tensor>,
+}
+
+impl Weights {
+    pub fn load(path: &Path) -> Result<Self, ExportError> {
+        if !path.exists() {
+            return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the model weights" });
+        }
+        let bytes = std::fs::read(path).map_err(|source| ExportError::Io { path: path.to_path_buf(), source })?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|source| ExportError::Safetensors { path: path.to_path_buf(), source })?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let key = name.strip_prefix("bert.").unwrap_or(&name).to_string();
+            if key.starts_with("pooler.") || key.starts_with("cls.") {
+                continue;
+            }
+            // Integer buffers (`embeddings.position_ids`, `embeddings.token_type_ids`) are not weights.
+            if is_integer(view.dtype()) {
+                tracing::debug!(tensor = %name, "skipping non-float buffer");
+                continue;
+            }
+            let data = to_f32(view.dtype(), view.data()).ok_or_else(|| ExportError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                dtype: format!("{:?}", view.dtype()),
+            })?;
+            tensors.insert(key, Tensor { shape: view.shape().to_vec(), data });
+        }
+        Ok(Weights { path: path.to_path_buf(), tensors })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// The tensor `name`, checked to have shape `expected`.
+    pub fn get(&self, name: &str, expected: &[usize]) -> Result<&Tensor, ExportError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ExportError::MissingTensor { path: self.path.clone(), name: name.to_string() })?;
+        if t.shape != expected {
+            return Err(ExportError::ShapeMismatch {
+                path: self.path.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                found: t.shape.clone(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The shape of `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.shape.as_slice())
+    }
+}
+
+fn is_integer(dtype: safetensors::Dtype) -> bool {
+    use safetensors::Dtype;
+    matches!(dtype, Dtype::BOOL | Dtype::U8 | Dtype::I8 | Dtype::I16 | Dtype::U16 | Dtype::I32 | Dtype::U32 | Dtype::I64 | Dtype::U64)
+}
+
+fn to_f32(dtype: safetensors::Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    use safetensors::Dtype;
+    match dtype {
+        Dtype::F32 => Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        Dtype::F16 => {
+            Some(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        }
+        Dtype::BF16 => {
+            Some(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        }
+        Dtype::F64 => Some(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_2d() {
+        let t = Tensor { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.] };
+        let tt = t.transposed_2d();
+        assert_eq!(tt.shape, vec![3, 2]);
+        assert_eq!(tt.data, vec![1., 4., 2., 5., 3., 6.]);
+    }
+}
