@@ -1,0 +1,155 @@
+//! Bundles from fake tiny-BERT checkpoints: valid ONNX (onnx.checker full_check), runnable in ONNX
+//! Runtime at several dynamic shapes, the right manifest and head tensors.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use export::{export_bundle, ExportOptions};
+use zsc_core::manifest::{bundle_files, onnx_io, tensor_names};
+use zsc_core::{BundleManifest, ModelType};
+
+fn export(src: &Path, out: &Path) -> BundleManifest {
+    export_bundle(src, out, &ExportOptions::default()).unwrap_or_else(|e| panic!("export failed: {e}"))
+}
+
+fn check_with_python(bundle: &Path, extra: &[&Path]) -> serde_json::Value {
+    let mut args = vec![bundle];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = run_python("check_bundle.py", &args);
+    assert!(ok, "check_bundle.py failed:\n{stdout}\n{stderr}");
+    last_json(&stdout)
+}
+
+#[test]
+fn bi_encoder_bundle_is_valid_and_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (d.path().join("ckpt"), d.path().join("bundle"));
+    write_checkpoint(&ckpt, ModelType::BiEncoder, true);
+    let m = export(&ckpt, &out);
+    assert_eq!(m, BundleManifest::load(&out).unwrap(), "manifest.json must be what export_bundle returned");
+    assert_eq!(m.output, onnx_io::LAST_HIDDEN_STATE);
+    assert_eq!(m.output_dim, 32);
+    assert_eq!(m.spec.max_length, 32);
+    assert_eq!(m.spec.label_template.as_deref(), Some("This text is about {}."));
+    assert_eq!(m.inputs, vec!["input_ids", "attention_mask", "token_type_ids"]);
+    assert_eq!(m.data.as_deref(), Some(Path::new("data/train.json")));
+    assert_eq!(m.seed, Some(7));
+    assert_eq!(m.split.map(|s| s.val), Some(0.2));
+    assert_eq!(m.opset, 17);
+    assert_eq!(m.versions.get("onnx_ir_version").map(String::as_str), Some("8"));
+    assert_eq!(m.versions.get("export").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+    for f in [bundle_files::MANIFEST, bundle_files::ENCODER, bundle_files::HEAD, bundle_files::TOKENIZER] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(read_tensors(&out.join(bundle_files::HEAD)).is_empty(), "a bi-encoder has no head tensors");
+    // Only the bundle itself is left next to it: no temporary folders.
+    let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    let r = check_with_python(&out, &[]);
+    assert_eq!(r["checker"], "ok");
+    assert_eq!(r["opset"], 17);
+    assert_eq!(r["ir_version"], 8);
+}
+
+#[test]
+fn poly_encoder_bundle_is_valid_and_carries_the_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (d.path().join("ckpt"), d.path().join("bundle"));
+    write_checkpoint(&ckpt, ModelType::PolyEncoder, true);
+    let m = export(&ckpt, &out);
+    assert_eq!(m.spec.model_type, ModelType::PolyEncoder);
+    assert_eq!(m.spec.n_code_vectors, Some(N_CODES));
+    assert_eq!(m.output, onnx_io::LAST_HIDDEN_STATE);
+    let head = read_tensors(&out.join(bundle_files::HEAD));
+    assert_eq!(head.len(), 1);
+    let (shape, data) = &head[tensor_names::POLY_CODES];
+    assert_eq!(shape, &vec![N_CODES, 32]);
+    assert_eq!(data, &values(N_CODES * 32, 1), "codes must be copied bit for bit");
+    check_with_python(&out, &[]);
+}
+
+#[test]
+fn colbert_bundle_is_valid_unit_norm_and_matches_projection() {
+    let d = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (d.path().join("ckpt"), d.path().join("bundle"));
+    write_checkpoint(&ckpt, ModelType::Colbert, true);
+    let m = export(&ckpt, &out);
+    assert_eq!(m.output, onnx_io::TOKEN_EMBEDDINGS);
+    assert_eq!(m.output_dim, COLBERT_DIM);
+    let head = read_tensors(&out.join(bundle_files::HEAD));
+    assert_eq!(head[tensor_names::COLBERT_SCALE], (vec![1], vec![SCORE_SCALE]));
+
+    // The same encoder as a plain bi-encoder (the folder without zsc_checkpoint.json), to check the
+    // in-graph projection + L2 normalisation against numpy.
+    let plain = d.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::copy(ckpt.join(f), plain.join(f)).unwrap();
+    }
+    let bi = d.path().join("bi");
+    export(&plain, &bi);
+    let r = check_with_python(&out, &[Path::new("--bi-reference"), &bi, Path::new("--weights"), &ckpt.join("model.safetensors")]);
+    assert!(r["max_unit_norm_error"].as_f64().unwrap() < 1e-5, "{r}");
+    assert!(r["max_abs_diff_vs_bi_projection"].as_f64().unwrap() < 1e-5, "{r}");
+}
+
+#[test]
+fn bert_prefix_and_pooler_keys_give_the_same_graph() {
+    use prost::Message;
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    write_checkpoint(&a, ModelType::PolyEncoder, true);
+    write_checkpoint(&b, ModelType::PolyEncoder, true);
+    // b: a BertForMaskedLM-style file, encoder under `bert.`, plus pooler and cls tensors.
+    let wpath = b.join("model.safetensors");
+    let t = read_tensors(&wpath);
+    let mut renamed: std::collections::BTreeMap<_, _> = t
+        .into_iter()
+        .map(|(k, v)| if k.starts_with("poly.") { (k, v) } else { (format!("bert.{k}"), v) })
+        .collect();
+    renamed.insert("bert.pooler.dense.weight".into(), (vec![32, 32], values(32 * 32, 3)));
+    renamed.insert("cls.predictions.bias".into(), (vec![4], values(4, 4)));
+    write_tensors(&wpath, &renamed);
+    export(&a, &d.path().join("out_a"));
+    export(&b, &d.path().join("out_b"));
+    let load = |p: &Path| export::onnx::ModelProto::decode(std::fs::read(p.join("encoder.onnx")).unwrap().as_slice()).unwrap();
+    let (ga, gb) = (load(&d.path().join("out_a")).graph.unwrap(), load(&d.path().join("out_b")).graph.unwrap());
+    assert!(!ga.initializer.iter().any(|t| t.name.contains("pooler")));
+    assert!(ga == gb, "prefixed weights must give an identical graph");
+}
+
+#[test]
+fn plain_folder_exports_as_bi_encoder_only() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = d.path().join("plain");
+    zsc_core::fixtures::write_tiny_bert(&plain, tiny()).unwrap();
+    let opts = ExportOptions { model_type: Some(ModelType::BiEncoder), ..Default::default() };
+    let m = export_bundle(&plain, &d.path().join("bi"), &opts).unwrap();
+    assert_eq!(m.spec.model_type, ModelType::BiEncoder);
+    assert_eq!(m.spec.max_length, 128, "plain folders default to max_length 128");
+    assert_eq!((m.data, m.split, m.seed), (None, None, None));
+    let opts = ExportOptions { model_type: Some(ModelType::Colbert), ..Default::default() };
+    let e = export_bundle(&plain, &d.path().join("colbert"), &opts).unwrap_err();
+    assert!(matches!(e, export::ExportError::ModelType(_)), "{e}");
+    assert!(e.to_string().contains("bi_encoder"), "{e}");
+    assert!(!d.path().join("colbert").exists());
+}
+
+#[test]
+fn options_override_max_length_and_opset() {
+    let d = tempfile::tempdir().unwrap();
+    let ckpt = d.path().join("ckpt");
+    write_checkpoint(&ckpt, ModelType::BiEncoder, true);
+    let out = d.path().join("bundle");
+    let m = export_bundle(&ckpt, &out, &ExportOptions { opset: 18, max_length: Some(64), ..Default::default() }).unwrap();
+    assert_eq!((m.opset, m.spec.max_length), (18, 64));
+    let r = check_with_python(&out, &[]);
+    assert_eq!(r["opset"], 18);
+    // Re-exporting over an existing bundle replaces it.
+    let m = export_bundle(&ckpt, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(BundleManifest::load(&out).unwrap().opset, 17);
+    assert_eq!(m.spec.max_length, 32);
+}
