@@ -1,0 +1,291 @@
+//! `zsc`: zero-shot classification from an ONNX bundle on the command line.
+//!
+//! ```text
+//! zsc classify --model BUNDLE --label banking --label cooking "how do i transfer money"
+//! zsc eval --model BUNDLE [--data FILE] [--split test] [--labels-from FILE] [--json]
+//! ```
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use runtime::{Classifier, ClassifierOptions, ExecutionProvider, LabelScore};
+use zsc_core::data::{load_samples, select_split, unique_labels};
+use zsc_core::metrics::{accuracy, EvalReport};
+use zsc_core::{Split, SplitRatios};
+
+#[derive(Parser, Debug)]
+#[command(name = "zsc", version, about = "Zero-shot text classification with an exported ONNX bundle")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// ONNX Runtime intra-op threads (default: ONNX Runtime decides).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// Texts per encoder call.
+    #[arg(long, global = true, value_name = "N", default_value_t = 32)]
+    batch_size: usize,
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Rank candidate labels for each text.
+    Classify(ClassifyArgs),
+    /// Accuracy of a bundle on a data file (same metrics and JSON as the trainer's eval).
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+struct ClassifyArgs {
+    /// Bundle folder written by `export`.
+    #[arg(long, value_name = "BUNDLE")]
+    model: PathBuf,
+    /// A candidate label (repeat the flag for more).
+    #[arg(long = "label", value_name = "L")]
+    labels: Vec<String>,
+    /// A file with one candidate label per line (blank lines ignored).
+    #[arg(long, value_name = "F")]
+    labels_file: Option<PathBuf>,
+    /// Show the K best labels per text (default 5; 0 = all).
+    #[arg(long, value_name = "K")]
+    top_k: Option<usize>,
+    /// Multi-label: show every label whose probability is at least P (with --top-k as a cap).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f32>,
+    /// One JSON object per text per line.
+    #[arg(long)]
+    json: bool,
+    /// Texts to classify; none (or `-`) reads one text per line from stdin.
+    #[arg(value_name = "TEXT")]
+    texts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Bundle folder written by `export`.
+    #[arg(long, value_name = "BUNDLE")]
+    model: PathBuf,
+    /// Data file (default: the one recorded in the bundle's manifest).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// train, val, test or all (default: test of the manifest's data; all for another file).
+    #[arg(long)]
+    split: Option<String>,
+    /// Use this data file's unique labels as the candidate set (e.g. to add distractors).
+    #[arg(long, value_name = "FILE")]
+    labels_from: Option<PathBuf>,
+    /// Print the report as JSON on the last stdout line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ort=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Classify(args) => classify(&cli.common, args),
+        Command::Eval(args) => eval(&cli.common, args),
+    }
+}
+
+fn options(common: &Common) -> Result<ClassifierOptions> {
+    let device: ExecutionProvider = common.device.parse().map_err(anyhow::Error::msg).context("--device")?;
+    if common.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let mut o = ClassifierOptions::default().with_execution_provider(device).with_batch_size(common.batch_size);
+    if let Some(n) = common.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        o = o.with_intra_threads(n);
+    }
+    Ok(o)
+}
+
+fn load(model: &Path, common: &Common) -> Result<Classifier> {
+    Classifier::from_dir(model, options(common)?).with_context(|| format!("loading bundle {}", model.display()))
+}
+
+fn read_labels_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading labels file {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+}
+
+fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
+    let mut labels = args.labels.clone();
+    if let Some(f) = &args.labels_file {
+        labels.extend(read_labels_file(f)?);
+    }
+    if labels.is_empty() {
+        bail!("no candidate labels: give --label L (repeatable) or --labels-file F");
+    }
+    if let Some(p) = args.threshold {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("--threshold must be a probability between 0 and 1, got {p}");
+        }
+    }
+    let texts: Vec<String> = if args.texts.is_empty() || args.texts == ["-"] {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("reading texts from stdin")?
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    } else {
+        args.texts.clone()
+    };
+    let clf = load(&args.model, common)?;
+    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let scores = clf.classify_with(&texts, &cache).context("classifying")?;
+    let k = match (args.top_k, args.threshold) {
+        (Some(0), _) | (None, Some(_)) => labels.len(),
+        (Some(k), _) => k,
+        (None, None) => 5,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (text, row) in texts.iter().zip(&scores) {
+        let mut ranked: Vec<LabelScore> = runtime::rank(row, cache.labels(), k);
+        if let Some(p) = args.threshold {
+            ranked.retain(|l| l.probability >= p);
+        }
+        if args.json {
+            let line = serde_json::json!({ "text": text, "labels": ranked });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{text}")?;
+            if ranked.is_empty() {
+                writeln!(out, "  (no label reaches the threshold)")?;
+            }
+            for l in &ranked {
+                writeln!(out, "  {:>9.4}  p={:.4}  {}", l.score, l.probability, l.label)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
+    let clf = load(&args.model, common)?;
+    let manifest = clf.manifest();
+    let recorded = manifest.data.clone();
+    let data = match (&args.data, &recorded) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => bail!(
+            "the bundle {} records no training data (an untuned base model?): pass --data FILE",
+            args.model.display()
+        ),
+    };
+    if !data.is_file() {
+        if args.data.is_none() {
+            bail!(
+                "the data file {} recorded in {} does not exist here (relative paths are resolved against the \
+                 current directory {}): run from the repository root or pass --data FILE",
+                data.display(),
+                args.model.join("manifest.json").display(),
+                std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+        }
+        bail!("data file {} does not exist", data.display());
+    }
+    let same_as_trained = recorded.as_ref().is_some_and(|r| same_file(r, &data));
+    let split: Split = match &args.split {
+        Some(s) => s.parse().map_err(|e: zsc_core::CoreError| anyhow::anyhow!("--split: {e}"))?,
+        None if same_as_trained => Split::Test,
+        None => Split::All,
+    };
+    let ratios = manifest.split.unwrap_or_else(|| {
+        if split != Split::All {
+            tracing::warn!("the bundle records no split; using the default ratios {:?} and seed 42", SplitRatios::default());
+        }
+        SplitRatios::default()
+    });
+    let seed = manifest.seed.unwrap_or(42);
+    let samples = load_samples(&data).with_context(|| format!("loading {}", data.display()))?;
+    let samples = select_split(&samples, ratios, seed, split);
+    if samples.is_empty() {
+        bail!("split `{split}` of {} is empty", data.display());
+    }
+    let labels = match &args.labels_from {
+        Some(f) => unique_labels(&load_samples(f).with_context(|| format!("loading labels from {}", f.display()))?),
+        None => unique_labels(&samples),
+    };
+    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let gold: Vec<Vec<usize>> =
+        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect();
+    let uncovered = gold.iter().filter(|g| g.is_empty()).count();
+    if uncovered > 0 {
+        tracing::warn!("{uncovered} text(s) have no gold label among the candidate labels; they count as misses");
+    }
+    eprintln!(
+        "evaluating {} text(s) of {} (split {split}) against {} label(s)",
+        samples.len(),
+        data.display(),
+        labels.len()
+    );
+    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
+    let bar = indicatif::ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} texts ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut scores = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(256) {
+        scores.extend(clf.classify_with(chunk, &cache).context("classifying")?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let (top1, at_k) = accuracy(&scores, &gold);
+    let report = EvalReport {
+        split: split.to_string(),
+        n_texts: samples.len(),
+        n_labels: labels.len(),
+        top1_accuracy: top1,
+        accuracy_at_k: at_k,
+    };
+    println!("split         {}", report.split);
+    println!("texts         {}", report.n_texts);
+    println!("labels        {}", report.n_labels);
+    println!("top1 accuracy {:.4}", report.top1_accuracy);
+    println!("accuracy@k    {:.4}", report.accuracy_at_k);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}

@@ -1,0 +1,680 @@
+//! [`Classifier`]: a loaded bundle (ONNX encoder + head + tokenizer) that scores texts against
+//! any labels.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ort::session::{Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use zsc_core::config::{apply_template, ModelType};
+use zsc_core::manifest::{bundle_files, onnx_io, tensor_names, BundleManifest};
+use zsc_core::tokenize::{TextTokenizer, TokenBatch};
+use zsc_core::{CoreError, ModelSpec};
+
+use crate::error::{Result, RuntimeError};
+use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
+use crate::scoring::{sigmoid, MaxSim, MeanPool, PolyAttention};
+
+/// Gives every classifier a distinct id, so a [`LabelCache`] can't be used with another model.
+static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The head applied to the encoder output.
+#[derive(Debug, Clone)]
+enum Head {
+    Bi,
+    Poly(PolyAttention),
+    Colbert(MaxSim),
+}
+
+/// Encoded candidate labels, reusable across many [`Classifier::classify_with`] calls.
+#[derive(Debug, Clone)]
+pub struct LabelCache {
+    labels: Vec<String>,
+    owner: u64,
+    source: String,
+    repr: LabelRepr,
+}
+
+#[derive(Debug, Clone)]
+enum LabelRepr {
+    /// Bi/poly: one mean-pooled vector per label, `[L, H]`.
+    Vectors(Array2<f32>),
+    /// ColBERT: real token embeddings of all labels stacked, label `j` owning rows `spans[j]`.
+    Tokens { tokens: Array2<f32>, spans: Vec<Range<usize>> },
+}
+
+impl LabelCache {
+    /// The labels as given (before the template).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// One label of a ranking: the score (logit) and its probability `sigmoid(score)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f32,
+    pub probability: f32,
+}
+
+/// A zero-shot classifier loaded from an ONNX bundle. `Send + Sync`: share it (`Arc`) between
+/// threads; concurrent calls run in parallel up to `ClassifierOptions::sessions`.
+pub struct Classifier {
+    dir: PathBuf,
+    manifest: BundleManifest,
+    encoder_path: PathBuf,
+    tokenizer: TextTokenizer,
+    pad_id: i64,
+    pad_type_id: i64,
+    sessions: Vec<Mutex<Session>>,
+    next_session: AtomicUsize,
+    /// The graph's inputs, in its own order (a subset of the three contract names).
+    inputs: Vec<String>,
+    head: Head,
+    template: Option<String>,
+    batch_size: usize,
+    id: u64,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("dir", &self.dir)
+            .field("model_type", &self.manifest.spec.model_type)
+            .field("sessions", &self.sessions.len())
+            .field("batch_size", &self.batch_size)
+            .field("template", &self.template)
+            .finish()
+    }
+}
+
+fn manifest_error(dir: &Path, message: String) -> RuntimeError {
+    RuntimeError::Manifest {
+        dir: dir.to_path_buf(),
+        source: CoreError::Data { path: dir.join(bundle_files::MANIFEST), message },
+    }
+}
+
+/// Check that every file the manifest names exists.
+fn bundle_file(dir: &Path, name: &str, what: &'static str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(RuntimeError::MissingFile { dir: dir.to_path_buf(), what, path })
+    }
+}
+
+/// Read the head tensors `head.safetensors` must hold for this model type, shapes checked.
+fn load_head(path: &Path, spec: &ModelSpec) -> Result<Head> {
+    let herr = |message: String| RuntimeError::Head { path: path.to_path_buf(), message };
+    let bytes = std::fs::read(path).map_err(|e| herr(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| herr(format!("not a safetensors file: {e}")))?;
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = st.tensor(name).map_err(|_| herr(format!("tensor `{name}` is missing")))?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(herr(format!("tensor `{name}` has dtype {:?}, expected F32", t.dtype())));
+        }
+        if t.shape() != shape {
+            return Err(herr(format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.shape())));
+        }
+        let values: Vec<f32> =
+            t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(herr(format!("tensor `{name}` holds NaN or infinite values")));
+        }
+        Ok(values)
+    };
+    match spec.model_type {
+        ModelType::BiEncoder => Ok(Head::Bi),
+        ModelType::PolyEncoder => {
+            let m = spec.n_code_vectors.unwrap_or(0);
+            let h = spec.hidden_size;
+            let codes = read(tensor_names::POLY_CODES, &[m, h])?;
+            let codes = Array2::from_shape_vec((m, h), codes).map_err(|e| herr(e.to_string()))?;
+            Ok(Head::Poly(PolyAttention::new(codes)))
+        }
+        ModelType::Colbert => {
+            let scale = read(tensor_names::COLBERT_SCALE, &[1])?;
+            Ok(Head::Colbert(MaxSim::new(scale[0])))
+        }
+    }
+}
+
+fn tensor_type(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
+    match v {
+        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.to_vec())),
+        _ => None,
+    }
+}
+
+/// Load-time check of the graph against the manifest: input names and types, output name,
+/// type and (when static) width. Returns the graph's input names in graph order.
+fn check_graph(session: &Session, manifest: &BundleManifest, path: &Path) -> Result<Vec<String>> {
+    let mismatch = |message: String| RuntimeError::GraphMismatch { path: path.to_path_buf(), message };
+    let graph_inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+    let want: HashSet<&str> = manifest.inputs.iter().map(String::as_str).collect();
+    let have: HashSet<&str> = graph_inputs.iter().map(String::as_str).collect();
+    if want != have {
+        return Err(mismatch(format!(
+            "manifest lists inputs {:?}, the graph has {:?}",
+            manifest.inputs, graph_inputs
+        )));
+    }
+    for input in session.inputs() {
+        match tensor_type(input.dtype()) {
+            Some((TensorElementType::Int64, shape)) if shape.len() == 2 => {}
+            other => {
+                return Err(mismatch(format!(
+                    "input `{}` must be an int64 [batch, sequence] tensor, found {other:?}",
+                    input.name()
+                )))
+            }
+        }
+    }
+    let Some(output) = session.outputs().iter().find(|o| o.name() == manifest.output) else {
+        let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        return Err(mismatch(format!("manifest output `{}` is not among the graph's outputs {names:?}", manifest.output)));
+    };
+    match tensor_type(output.dtype()) {
+        Some((TensorElementType::Float32, shape)) if shape.len() == 3 => {
+            let last = shape[2];
+            if last >= 0 && last as usize != manifest.output_dim {
+                return Err(mismatch(format!(
+                    "output `{}` has width {last}, the manifest says output_dim = {}",
+                    manifest.output, manifest.output_dim
+                )));
+            }
+        }
+        other => {
+            return Err(mismatch(format!(
+                "output `{}` must be a float32 [batch, sequence, dim] tensor, found {other:?}",
+                manifest.output
+            )))
+        }
+    }
+    Ok(graph_inputs)
+}
+
+fn build_session(
+    env: &ort::environment::Environment,
+    path: &Path,
+    options: &ClassifierOptions,
+) -> Result<Session> {
+    let serr = |source: ort::Error| RuntimeError::Session { path: path.to_path_buf(), source };
+    let mut builder = Session::builder(env).map_err(serr)?;
+    builder = builder.with_optimization_level(options.optimization_level.to_ort()).map_err(|e| serr(e.into()))?;
+    if let Some(n) = options.intra_threads {
+        builder = builder.with_intra_threads(n).map_err(|e| serr(e.into()))?;
+    }
+    match options.execution_provider {
+        ExecutionProvider::Cpu => {}
+        #[cfg(feature = "cuda")]
+        ExecutionProvider::Cuda { device_id } => {
+            let ep = ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure();
+            builder = builder.with_execution_providers([ep]).map_err(|e| RuntimeError::ExecutionProvider {
+                provider: options.execution_provider.name(),
+                message: ort::Error::from(e).to_string(),
+            })?;
+        }
+        #[cfg(not(feature = "cuda"))]
+        ExecutionProvider::Cuda { .. } => {
+            return Err(RuntimeError::ExecutionProvider {
+                provider: options.execution_provider.name(),
+                message: "this build has no CUDA support; rebuild with `--features cuda`".into(),
+            });
+        }
+    }
+    builder.commit_from_file(path).map_err(serr)
+}
+
+impl Classifier {
+    /// Load a bundle folder (`manifest.json`, `encoder.onnx`, `head.safetensors`, `tokenizer.json`).
+    /// Everything is checked here, not on the first request: the files exist, the graph's inputs
+    /// and output match the manifest, the head tensors have the spec's shapes.
+    pub fn from_dir(dir: impl AsRef<Path>, options: ClassifierOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        if options.batch_size == 0 {
+            return Err(RuntimeError::InvalidOption { option: "batch_size", message: "must be at least 1".into() });
+        }
+        if options.sessions == 0 {
+            return Err(RuntimeError::InvalidOption { option: "sessions", message: "must be at least 1".into() });
+        }
+        if options.intra_threads == Some(0) {
+            return Err(RuntimeError::InvalidOption { option: "intra_threads", message: "must be at least 1".into() });
+        }
+        let manifest =
+            BundleManifest::load(dir).map_err(|source| RuntimeError::Manifest { dir: dir.to_path_buf(), source })?;
+        let spec = &manifest.spec;
+        let expected_output = match spec.model_type {
+            ModelType::Colbert => onnx_io::TOKEN_EMBEDDINGS,
+            _ => onnx_io::LAST_HIDDEN_STATE,
+        };
+        if manifest.output != expected_output {
+            return Err(manifest_error(
+                dir,
+                format!("a {} bundle must output `{expected_output}`, the manifest says `{}`", spec.model_type, manifest.output),
+            ));
+        }
+        let known = [onnx_io::INPUT_IDS, onnx_io::ATTENTION_MASK, onnx_io::TOKEN_TYPE_IDS];
+        if let Some(bad) = manifest.inputs.iter().find(|i| !known.contains(&i.as_str())) {
+            return Err(manifest_error(dir, format!("unknown input `{bad}`, expected some of {known:?}")));
+        }
+        for required in [onnx_io::INPUT_IDS, onnx_io::ATTENTION_MASK] {
+            if !manifest.inputs.iter().any(|i| i == required) {
+                return Err(manifest_error(dir, format!("inputs must include `{required}`")));
+            }
+        }
+        let template = match &options.label_template {
+            LabelTemplate::FromManifest => spec.label_template.clone(),
+            LabelTemplate::Disabled => None,
+            LabelTemplate::Custom(t) => Some(t.clone()),
+        };
+        if let Some(t) = &template {
+            if !t.contains("{}") {
+                return Err(RuntimeError::InvalidOption {
+                    option: "label_template",
+                    message: format!("must contain `{{}}` where the label goes, got {t:?}"),
+                });
+            }
+        }
+
+        let encoder_path = bundle_file(dir, &manifest.encoder, "encoder")?;
+        let head_path = bundle_file(dir, &manifest.head, "head")?;
+        let tokenizer_path = bundle_file(dir, &manifest.tokenizer, "tokenizer")?;
+
+        let head = load_head(&head_path, spec)?;
+        let tokenizer = TextTokenizer::from_file(&tokenizer_path, spec.max_length).map_err(RuntimeError::Tokenizer)?;
+        let (pad_id, pad_type_id) = tokenizer
+            .inner()
+            .get_padding()
+            .map(|p| (p.pad_id as i64, p.pad_type_id as i64))
+            .unwrap_or((0, 0));
+
+        let env = crate::ort_env::environment(options.ort_dylib_path.as_deref())?;
+        let mut sessions = Vec::with_capacity(options.sessions);
+        let mut inputs = Vec::new();
+        for _ in 0..options.sessions {
+            let session = build_session(&env, &encoder_path, &options)?;
+            inputs = check_graph(&session, &manifest, &encoder_path)?;
+            sessions.push(Mutex::new(session));
+        }
+        tracing::debug!(
+            "loaded {} bundle {} ({} session(s), {})",
+            spec.model_type,
+            dir.display(),
+            sessions.len(),
+            options.execution_provider.name()
+        );
+        Ok(Classifier {
+            dir: dir.to_path_buf(),
+            encoder_path,
+            tokenizer,
+            pad_id,
+            pad_type_id,
+            sessions,
+            next_session: AtomicUsize::new(0),
+            inputs,
+            head,
+            template,
+            batch_size: options.batch_size,
+            id: NEXT_CLASSIFIER_ID.fetch_add(1, Ordering::Relaxed),
+            manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> &BundleManifest {
+        &self.manifest
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.manifest.spec
+    }
+
+    pub fn model_type(&self) -> ModelType {
+        self.manifest.spec.model_type
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The label template in effect (after any override).
+    pub fn label_template(&self) -> Option<&str> {
+        self.template.as_deref()
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Encode candidate labels once (template applied) for many [`Classifier::classify_with`] calls.
+    pub fn encode_labels<S: AsRef<str>>(&self, labels: &[S]) -> Result<LabelCache> {
+        if labels.is_empty() {
+            return Err(RuntimeError::NoLabels);
+        }
+        if let Some(index) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
+            return Err(RuntimeError::EmptyLabel { index });
+        }
+        let templated: Vec<String> =
+            labels.iter().map(|l| apply_template(self.template.as_deref(), l.as_ref())).collect();
+        let repr = match self.head {
+            Head::Bi | Head::Poly(_) => {
+                let mut vectors = Array2::<f32>::zeros((labels.len(), self.manifest.output_dim));
+                self.for_each_batch(&templated, |rows, hidden, batch| {
+                    let mask = mask_view(batch)?;
+                    let pooled = MeanPool::pool(hidden.view(), mask);
+                    for (k, &row) in rows.iter().enumerate() {
+                        vectors.row_mut(row).assign(&pooled.row(k));
+                    }
+                    Ok(())
+                })?;
+                LabelRepr::Vectors(vectors)
+            }
+            Head::Colbert(_) => {
+                let mut per_label: Vec<Array2<f32>> = vec![Array2::zeros((0, 0)); labels.len()];
+                self.for_each_batch(&templated, |rows, hidden, batch| {
+                    for (k, &row) in rows.iter().enumerate() {
+                        per_label[row] = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+                    }
+                    Ok(())
+                })?;
+                let mut spans = Vec::with_capacity(per_label.len());
+                let mut start = 0;
+                for t in &per_label {
+                    spans.push(start..start + t.nrows());
+                    start += t.nrows();
+                }
+                let views: Vec<ArrayView2<'_, f32>> = per_label.iter().map(|a| a.view()).collect();
+                let tokens = ndarray::concatenate(Axis(0), &views).map_err(|e| RuntimeError::BadOutput {
+                    path: self.encoder_path.clone(),
+                    message: format!("label token embeddings of different widths: {e}"),
+                })?;
+                LabelRepr::Tokens { tokens, spans }
+            }
+        };
+        Ok(LabelCache {
+            labels: labels.iter().map(|l| l.as_ref().to_string()).collect(),
+            owner: self.id,
+            source: self.dir.display().to_string(),
+            repr,
+        })
+    }
+
+    /// Scores (logits) of every text against every label: `result[i][j] = score(texts[i], labels[j])`.
+    /// No texts gives an empty result; an empty text, an empty label or no labels are errors.
+    pub fn classify<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L]) -> Result<Vec<Vec<f32>>> {
+        let cache = self.encode_labels(labels)?;
+        self.classify_with(texts, &cache)
+    }
+
+    /// Like [`Classifier::classify`] with labels encoded once by [`Classifier::encode_labels`].
+    pub fn classify_with<S: AsRef<str>>(&self, texts: &[S], labels: &LabelCache) -> Result<Vec<Vec<f32>>> {
+        if labels.owner != self.id {
+            return Err(RuntimeError::ForeignLabelCache { cache_source: labels.source.clone() });
+        }
+        if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
+            return Err(RuntimeError::EmptyText { index });
+        }
+        let mut scores: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        if texts.is_empty() {
+            return Ok(scores);
+        }
+        self.for_each_batch(texts, |rows, hidden, batch| {
+            match (&self.head, &labels.repr) {
+                (Head::Bi, LabelRepr::Vectors(label_vecs)) => {
+                    let pooled = MeanPool::pool(hidden.view(), mask_view(batch)?);
+                    let s = pooled.dot(&label_vecs.t());
+                    for (k, &row) in rows.iter().enumerate() {
+                        scores[row] = s.row(k).to_vec();
+                    }
+                }
+                (Head::Poly(poly), LabelRepr::Vectors(label_vecs)) => {
+                    let mask = mask_view(batch)?;
+                    for (k, &row) in rows.iter().enumerate() {
+                        let ctx = poly.context(hidden.index_axis(Axis(0), k), mask.row(k));
+                        scores[row] = PolyAttention::score(ctx.view(), label_vecs.view()).to_vec();
+                    }
+                }
+                (Head::Colbert(maxsim), LabelRepr::Tokens { tokens, spans }) => {
+                    for (k, &row) in rows.iter().enumerate() {
+                        let text = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+                        scores[row] = maxsim.score_many(text.view(), tokens.view(), spans).to_vec();
+                    }
+                }
+                _ => {
+                    return Err(RuntimeError::ForeignLabelCache { cache_source: labels.source.clone() });
+                }
+            }
+            Ok(())
+        })?;
+        Ok(scores)
+    }
+
+    /// Probabilities `sigmoid(score)` of every (text, label) pair.
+    pub fn probabilities<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L]) -> Result<Vec<Vec<f32>>> {
+        Ok(self
+            .classify(texts, labels)?
+            .into_iter()
+            .map(|row| row.into_iter().map(sigmoid).collect())
+            .collect())
+    }
+
+    /// The `k` best labels of every text, best first.
+    pub fn top_k<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L], k: usize) -> Result<Vec<Vec<LabelScore>>> {
+        let cache = self.encode_labels(labels)?;
+        self.top_k_with(texts, &cache, k)
+    }
+
+    pub fn top_k_with<S: AsRef<str>>(&self, texts: &[S], labels: &LabelCache, k: usize) -> Result<Vec<Vec<LabelScore>>> {
+        let scores = self.classify_with(texts, labels)?;
+        Ok(scores.iter().map(|s| rank(s, labels.labels(), k)).collect())
+    }
+
+    /// Multi-label prediction: every label whose probability is at least `threshold`, best first.
+    pub fn multi_label<S: AsRef<str>, L: AsRef<str>>(
+        &self,
+        texts: &[S],
+        labels: &[L],
+        threshold: f32,
+    ) -> Result<Vec<Vec<LabelScore>>> {
+        let cache = self.encode_labels(labels)?;
+        self.multi_label_with(texts, &cache, threshold)
+    }
+
+    pub fn multi_label_with<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        labels: &LabelCache,
+        threshold: f32,
+    ) -> Result<Vec<Vec<LabelScore>>> {
+        let scores = self.classify_with(texts, labels)?;
+        Ok(scores
+            .iter()
+            .map(|s| {
+                rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect()
+            })
+            .collect())
+    }
+
+    /// Mean-pooled sentence embeddings `[n, H]` (bi/poly bundles; for ColBERT the mean of the
+    /// normalised token embeddings). Useful to compare with other implementations.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
+            return Err(RuntimeError::EmptyText { index });
+        }
+        let mut out = Array2::<f32>::zeros((texts.len(), self.manifest.output_dim));
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        self.for_each_batch(texts, |rows, hidden, batch| {
+            let pooled = MeanPool::pool(hidden.view(), mask_view(batch)?);
+            for (k, &row) in rows.iter().enumerate() {
+                out.row_mut(row).assign(&pooled.row(k));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The encoder's output rows of every text's real tokens (`[T_i, D]`, `[CLS]`/`[SEP]`
+    /// included, padding dropped), for inspection and for checking the heads by hand.
+    pub fn token_embeddings<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Array2<f32>>> {
+        if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
+            return Err(RuntimeError::EmptyText { index });
+        }
+        let mut out = vec![Array2::<f32>::zeros((0, self.manifest.output_dim)); texts.len()];
+        if texts.is_empty() {
+            return Ok(out);
+        }
+        self.for_each_batch(texts, |rows, hidden, batch| {
+            for (k, &row) in rows.iter().enumerate() {
+                out[row] = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Tokenise `inputs`, sort them by token count, and run the encoder on batches of similar
+    /// length (padding is most of the cost on short texts). `f` gets the original indices of the
+    /// batch rows, the encoder output `[b, T, D]` and the token batch (for its mask).
+    fn for_each_batch<S: AsRef<str>>(
+        &self,
+        inputs: &[S],
+        mut f: impl FnMut(&[usize], &Array3<f32>, &TokenBatch) -> Result<()>,
+    ) -> Result<()> {
+        let all = self.tokenizer.encode_batch(inputs).map_err(RuntimeError::Tokenizer)?;
+        let lengths: Vec<usize> = (0..all.batch).map(|i| all.real_len(i)).collect();
+        let mut order: Vec<usize> = (0..all.batch).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        for rows in order.chunks(self.batch_size) {
+            let batch = self.sub_batch(&all, rows, &lengths);
+            let hidden = self.run_encoder(&batch)?;
+            f(rows, &hidden, &batch)?;
+        }
+        Ok(())
+    }
+
+    /// The rows `rows` of a batch padded to the global longest, re-padded to their own longest.
+    fn sub_batch(&self, all: &TokenBatch, rows: &[usize], lengths: &[usize]) -> TokenBatch {
+        let seq = rows.iter().map(|&r| lengths[r]).max().unwrap_or(0);
+        let n = rows.len() * seq;
+        let mut out = TokenBatch {
+            input_ids: Vec::with_capacity(n),
+            attention_mask: Vec::with_capacity(n),
+            token_type_ids: Vec::with_capacity(n),
+            batch: rows.len(),
+            seq,
+        };
+        for &r in rows {
+            let span = r * all.seq..(r + 1) * all.seq;
+            let mut taken = 0;
+            // Keep the real tokens in order, whichever side the tokenizer padded.
+            for p in span {
+                if all.attention_mask[p] != 0 {
+                    out.input_ids.push(all.input_ids[p]);
+                    out.attention_mask.push(all.attention_mask[p]);
+                    out.token_type_ids.push(all.token_type_ids[p]);
+                    taken += 1;
+                }
+            }
+            for _ in taken..seq {
+                out.input_ids.push(self.pad_id);
+                out.attention_mask.push(0);
+                out.token_type_ids.push(self.pad_type_id);
+            }
+        }
+        out
+    }
+
+    /// A free session of the pool, or (all busy) wait for the next one in turn.
+    fn session(&self) -> MutexGuard<'_, Session> {
+        let n = self.sessions.len();
+        let start = self.next_session.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            if let Ok(guard) = self.sessions[(start + k) % n].try_lock() {
+                return guard;
+            }
+        }
+        // A panic while holding the lock cannot leave an ONNX Runtime session half-updated.
+        self.sessions[start].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn run_encoder(&self, batch: &TokenBatch) -> Result<Array3<f32>> {
+        let ierr = |source: ort::Error| RuntimeError::Inference { path: self.encoder_path.clone(), source };
+        let shape = [batch.batch, batch.seq];
+        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
+        for name in &self.inputs {
+            let data: &[i64] = match name.as_str() {
+                onnx_io::INPUT_IDS => &batch.input_ids,
+                onnx_io::ATTENTION_MASK => &batch.attention_mask,
+                _ => &batch.token_type_ids,
+            };
+            let tensor = TensorRef::from_array_view((shape, data)).map_err(ierr)?;
+            feeds.push((Cow::Borrowed(name.as_str()), tensor.into()));
+        }
+        let mut session = self.session();
+        let outputs = session.run(feeds).map_err(ierr)?;
+        let value = outputs.get(&self.manifest.output).ok_or_else(|| RuntimeError::BadOutput {
+            path: self.encoder_path.clone(),
+            message: format!("no output `{}`", self.manifest.output),
+        })?;
+        let (out_shape, data) = value.try_extract_tensor::<f32>().map_err(ierr)?;
+        let dims: Vec<i64> = out_shape.to_vec();
+        let expected = [batch.batch as i64, batch.seq as i64, self.manifest.output_dim as i64];
+        if dims != expected {
+            return Err(RuntimeError::BadOutput {
+                path: self.encoder_path.clone(),
+                message: format!("output `{}` has shape {dims:?}, expected {expected:?}", self.manifest.output),
+            });
+        }
+        Array3::from_shape_vec((batch.batch, batch.seq, self.manifest.output_dim), data.to_vec()).map_err(|e| {
+            RuntimeError::BadOutput { path: self.encoder_path.clone(), message: e.to_string() }
+        })
+    }
+}
+
+/// The attention mask of a batch as `[b, T]`.
+fn mask_view(batch: &TokenBatch) -> Result<ndarray::ArrayView2<'_, i64>> {
+    ndarray::ArrayView2::from_shape((batch.batch, batch.seq), &batch.attention_mask).map_err(|e| RuntimeError::BadOutput {
+        path: PathBuf::new(),
+        message: format!("attention mask: {e}"),
+    })
+}
+
+/// The real (unpadded) token rows of row `k` of a batch output.
+fn real_tokens(hidden: ArrayView2<'_, f32>, batch: &TokenBatch, k: usize) -> Array2<f32> {
+    let mask = &batch.attention_mask[k * batch.seq..(k + 1) * batch.seq];
+    let keep: Vec<usize> = mask.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, _)| i).collect();
+    hidden.select(Axis(0), &keep)
+}
+
+/// The `k` best labels of one score row, best first (ties keep the label order, NaN last).
+pub fn rank(scores: &[f32], labels: &[String], k: usize) -> Vec<LabelScore> {
+    zsc_core::metrics::top_k_indices(scores, k)
+        .into_iter()
+        .map(|j| LabelScore { label: labels[j].clone(), score: scores[j], probability: sigmoid(scores[j]) })
+        .collect()
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Classifier>();
+    is::<LabelCache>();
+}

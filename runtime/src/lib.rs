@@ -1,0 +1,25 @@
+//! Zero-shot text classification from an ONNX bundle, with ONNX Runtime (no libtorch).
+//!
+//! ```no_run
+//! use runtime::{Classifier, ClassifierOptions};
+//! # fn main() -> Result<(), runtime::RuntimeError> {
+//! let clf = Classifier::from_dir("bundles/minilm", ClassifierOptions::default())?;
+//! let labels = clf.encode_labels(&["banking", "cooking"])?; // once
+//! let scores = clf.classify_with(&["how do i transfer money"], &labels)?; // many times
+//! println!("{:?}", scores[0]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Scores are logits (for ColBERT `score_scale * MaxSim`); `sigmoid(score)` is the probability.
+
+pub mod classifier;
+pub mod error;
+pub mod options;
+pub mod ort_env;
+pub mod scoring;
+
+pub use classifier::{rank, Classifier, LabelCache, LabelScore};
+pub use error::{Result, RuntimeError};
+pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
+pub use scoring::{sigmoid, MaxSim, MeanPool, PolyAttention};

@@ -1,0 +1,173 @@
+//! [`ClassifierOptions`]: how a bundle is loaded and run.
+
+use std::path::PathBuf;
+
+/// Where the encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA. Needs the crate feature `cuda` and a CUDA build of ONNX Runtime; it is
+    /// registered with `error_on_failure`, so loading fails instead of silently running on CPU.
+    Cuda { device_id: i32 },
+}
+
+impl ExecutionProvider {
+    pub fn name(&self) -> String {
+        match self {
+            ExecutionProvider::Cpu => "cpu".into(),
+            ExecutionProvider::Cuda { device_id } => format!("cuda:{device_id}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ExecutionProvider {
+    type Err = String;
+    /// `cpu`, `cuda` (device 0) or `cuda:N`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(ExecutionProvider::Cpu),
+            "cuda" => Ok(ExecutionProvider::Cuda { device_id: 0 }),
+            other => match other.strip_prefix("cuda:").map(str::parse::<i32>) {
+                Some(Ok(id)) if id >= 0 => Ok(ExecutionProvider::Cuda { device_id: id }),
+                _ => Err(format!("unknown device `{other}`, expected cpu, cuda or cuda:N")),
+            },
+        }
+    }
+}
+
+/// ONNX Runtime graph optimisation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptimizationLevel {
+    Disable,
+    /// Constant folding, redundant node elimination.
+    Basic,
+    /// Basic plus complex fusions (attention, GELU, LayerNorm).
+    Extended,
+    /// Everything, including layout optimisations (ONNX Runtime's default).
+    #[default]
+    All,
+}
+
+impl OptimizationLevel {
+    pub(crate) fn to_ort(self) -> ort::session::builder::GraphOptimizationLevel {
+        use ort::session::builder::GraphOptimizationLevel as L;
+        match self {
+            OptimizationLevel::Disable => L::Disable,
+            OptimizationLevel::Basic => L::Level1,
+            OptimizationLevel::Extended => L::Level2,
+            OptimizationLevel::All => L::All,
+        }
+    }
+}
+
+/// Which label template is applied to every label before it is encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LabelTemplate {
+    /// The template recorded in the bundle (`spec.label_template`), if any. This is what the model
+    /// was trained with, so it is almost always right.
+    #[default]
+    FromManifest,
+    /// No template: labels are encoded as given.
+    Disabled,
+    /// This template instead (must contain `{}` where the label goes).
+    Custom(String),
+}
+
+/// Settings of [`crate::Classifier::from_dir`]. `Default` gives CPU, ONNX Runtime's own thread
+/// count, batches of 32, the manifest's label template, full graph optimisation, one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierOptions {
+    /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides).
+    pub intra_threads: Option<usize>,
+    pub execution_provider: ExecutionProvider,
+    /// Texts (or labels) per encoder call, after sorting by length.
+    pub batch_size: usize,
+    pub label_template: LabelTemplate,
+    pub optimization_level: OptimizationLevel,
+    /// Sessions in the pool: concurrent `classify` calls run in parallel up to this many.
+    pub sessions: usize,
+    /// ONNX Runtime shared library to load (overrides `ORT_DYLIB_PATH`), see [`crate::ort_env`].
+    pub ort_dylib_path: Option<PathBuf>,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions {
+            intra_threads: None,
+            execution_provider: ExecutionProvider::Cpu,
+            batch_size: 32,
+            label_template: LabelTemplate::FromManifest,
+            optimization_level: OptimizationLevel::All,
+            sessions: 1,
+            ort_dylib_path: None,
+        }
+    }
+}
+
+impl ClassifierOptions {
+    pub fn with_intra_threads(mut self, threads: usize) -> Self {
+        self.intra_threads = Some(threads);
+        self
+    }
+
+    pub fn with_execution_provider(mut self, provider: ExecutionProvider) -> Self {
+        self.execution_provider = provider;
+        self
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    pub fn with_label_template(mut self, template: LabelTemplate) -> Self {
+        self.label_template = template;
+        self
+    }
+
+    pub fn with_optimization_level(mut self, level: OptimizationLevel) -> Self {
+        self.optimization_level = level;
+        self
+    }
+
+    pub fn with_sessions(mut self, sessions: usize) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    pub fn with_ort_dylib_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ort_dylib_path = Some(path.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("cpu".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cpu);
+        assert_eq!("cuda".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda { device_id: 0 });
+        assert_eq!("cuda:2".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda { device_id: 2 });
+        assert!("tpu".parse::<ExecutionProvider>().unwrap_err().contains("tpu"));
+        assert!("cuda:-1".parse::<ExecutionProvider>().is_err());
+    }
+
+    #[test]
+    fn setters_set() {
+        let o = ClassifierOptions::default()
+            .with_intra_threads(2)
+            .with_batch_size(8)
+            .with_sessions(3)
+            .with_label_template(LabelTemplate::Custom("About {}.".into()))
+            .with_optimization_level(OptimizationLevel::Basic);
+        assert_eq!(o.intra_threads, Some(2));
+        assert_eq!(o.batch_size, 8);
+        assert_eq!(o.sessions, 3);
+        assert_eq!(o.label_template, LabelTemplate::Custom("About {}.".into()));
+        assert_eq!(o.optimization_level, OptimizationLevel::Basic);
+    }
+}
