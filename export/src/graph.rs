@@ -96,6 +96,17 @@ impl GraphBuilder {
         name.to_string()
     }
 
+    fn i64_tensor_2d(&mut self, name: &str, shape: &[usize], data: &[i64]) -> String {
+        self.initializers.push(TensorProto {
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::INT64,
+            name: name.to_string(),
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
     fn i64_scalar(&mut self, name: &str, v: i64) -> String {
         self.initializers.push(TensorProto {
             dims: vec![],
@@ -151,6 +162,7 @@ pub fn build_bert_model(
     let axes_1 = g.i64_tensor("const_axes_1", &[1]);
     let axes_2 = g.i64_tensor("const_axes_2", &[2]);
     let axes_0 = g.i64_tensor("const_axes_0", &[0]);
+    let slice_starts = g.i64_tensor("const_zero_1d", &[0]);
     let heads_shape = g.i64_tensor("const_heads_shape", &[0, 0, nh as i64, hs as i64]);
     let merged_shape = g.i64_tensor("const_merged_shape", &[0, 0, h as i64]);
 
@@ -165,14 +177,16 @@ pub fn build_bert_model(
         w.get("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?,
     );
     let word_emb = g.op("Gather", "/embeddings/word_embeddings/Gather", &[&word, onnx_io::INPUT_IDS], vec![]);
-    // positions = Range(0, sequence) -> [1, sequence]; dynamic in the sequence axis.
+    // positions = position_ids[:, :sequence] (a constant [1, max_positions] row sliced to the input's
+    // length), as Hugging Face's exporter writes it: dynamic in the sequence axis, and the pattern the
+    // ONNX Runtime transformers optimiser fuses into EmbedLayerNormalization.
+    let position_ids: Vec<i64> = (0..cfg.max_position_embeddings as i64).collect();
+    let position_ids = g.i64_tensor_2d("embeddings.position_ids", &[1, cfg.max_position_embeddings], &position_ids);
     let ids_shape = g.op("Shape", "/embeddings/Shape", &[onnx_io::INPUT_IDS], vec![]);
     let seq_index = g.i64_scalar("const_index_1", 1);
     let seq_len = g.op("Gather", "/embeddings/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
-    let zero = g.i64_scalar("const_i64_zero", 0);
-    let step = g.i64_scalar("const_i64_one", 1);
-    let positions = g.op("Range", "/embeddings/Range", &[&zero, &seq_len, &step], vec![]);
-    let positions = g.op("Unsqueeze", "/embeddings/Unsqueeze_positions", &[&positions, &axes_0], vec![]);
+    let seq_end = g.op("Unsqueeze", "/embeddings/Unsqueeze_seq_len", &[&seq_len, &axes_0], vec![]);
+    let positions = g.op("Slice", "/embeddings/Slice_position_ids", &[&position_ids, &slice_starts, &seq_end, &axes_1, &axes_1], vec![]);
     let pos_emb = g.op("Gather", "/embeddings/position_embeddings/Gather", &[&pos, &positions], vec![]);
     let tt_emb = g.op("Gather", "/embeddings/token_type_embeddings/Gather", &[&tt, onnx_io::TOKEN_TYPE_IDS], vec![]);
     let sum = g.op("Add", "/embeddings/Add", &[&word_emb, &tt_emb], vec![]);
@@ -266,4 +280,71 @@ pub fn build_bert_model(
         metadata_props: metadata.into_iter().map(|(key, value)| StringStringEntryProto { key, value }).collect(),
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn tiny() -> (BertConfig, Weights) {
+        let d = tempfile::tempdir().unwrap();
+        zsc_core::fixtures::write_tiny_bert(d.path(), zsc_core::fixtures::TinyBert::default()).unwrap();
+        let cfg = BertConfig::load(&d.path().join("config.json")).unwrap();
+        let w = Weights::load(&d.path().join("model.safetensors")).unwrap();
+        (cfg, w)
+    }
+
+    /// Every node input is a graph input, an initializer or the output of an earlier node, and
+    /// names are unique: the graph is topologically sorted, as ONNX requires.
+    fn assert_well_formed(m: &ModelProto) {
+        let g = m.graph.as_ref().unwrap();
+        let mut known: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        for t in &g.initializer {
+            assert!(known.insert(&t.name), "duplicate name {}", t.name);
+        }
+        let mut node_names = HashSet::new();
+        for n in &g.node {
+            assert!(node_names.insert(&n.name), "duplicate node {}", n.name);
+            for i in &n.input {
+                assert!(known.contains(i.as_str()), "{} reads undefined {i}", n.name);
+            }
+            for o in &n.output {
+                assert!(known.insert(o), "{o} defined twice");
+            }
+        }
+        for o in &g.output {
+            assert!(known.contains(o.name.as_str()), "output {} never produced", o.name);
+        }
+    }
+
+    #[test]
+    fn hidden_state_graph_is_well_formed() {
+        let (cfg, w) = tiny();
+        let m = build_bert_model(&cfg, &w, &GraphHead::HiddenState, 17, vec![]).unwrap();
+        assert_well_formed(&m);
+        let g = m.graph.as_ref().unwrap();
+        assert_eq!(g.output[0].name, onnx_io::LAST_HIDDEN_STATE);
+        assert_eq!(m.ir_version, 8);
+        assert_eq!(m.opset_import[0].version, 17);
+        // Linear weights are stored pre-transposed ([in, out]) for MatMul.
+        let t = g.initializer.iter().find(|t| t.name == "encoder.layer.0.intermediate.dense.weight_t").unwrap();
+        assert_eq!(t.dims, vec![32, 64]);
+        assert_eq!(g.node.iter().filter(|n| n.op_type == "LayerNormalization").count(), 1 + 2 * 2);
+        assert_eq!(g.node.iter().filter(|n| n.op_type == "Erf").count(), 2);
+    }
+
+    #[test]
+    fn colbert_graph_projects_and_normalises() {
+        let (cfg, mut w) = tiny();
+        let head = GraphHead::ColbertProjection { dim: 8 };
+        let err = build_bert_model(&cfg, &w, &head, 17, vec![]).unwrap_err();
+        assert!(matches!(err, ExportError::MissingTensor { ref name, .. } if name == "colbert.proj.weight"), "{err}");
+        w.insert("colbert.proj.weight", Tensor { shape: vec![8, 32], data: vec![0.01; 8 * 32] });
+        let m = build_bert_model(&cfg, &w, &head, 17, vec![]).unwrap();
+        assert_well_formed(&m);
+        let g = m.graph.as_ref().unwrap();
+        assert_eq!(g.output[0].name, onnx_io::TOKEN_EMBEDDINGS);
+        assert!(g.node.iter().any(|n| n.op_type == "ReduceSum"));
+    }
 }

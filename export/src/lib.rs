@@ -198,6 +198,14 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     tracing::info!(model_type = %spec.model_type, layers = cfg.num_hidden_layers, hidden = h, opset = opts.opset, "building ONNX graph");
     let model = graph::build_bert_model(&cfg, &weights, &graph_head, opts.opset, metadata)?;
     drop(weights);
+    // A single protobuf file cannot exceed 2 GiB (external data files are not written here).
+    let encoded_len = prost::Message::encoded_len(&model);
+    if encoded_len > i32::MAX as usize {
+        return Err(ExportError::Output {
+            path: out.to_path_buf(),
+            message: format!("the ONNX model would be {encoded_len} bytes, over protobuf's 2 GiB limit"),
+        });
+    }
     let onnx_bytes = prost::Message::encode_to_vec(&model);
     drop(model);
 

@@ -154,6 +154,11 @@ impl Weights {
         Ok(Weights { path: path.to_path_buf(), tensors })
     }
 
+    /// Adds or replaces a tensor (tests, and callers assembling weights in memory).
+    pub fn insert(&mut self, name: &str, tensor: Tensor) {
+        self.tensors.insert(name.to_string(), tensor);
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
