@@ -158,7 +158,7 @@ fn eval_reports_the_trainer_metrics() {
 
     // The same numbers through the library.
     let all = report(&zsc(&["eval", "--model", b, "--split", "all", "--json"], None));
-    assert_eq!((all.split.as_str(), all.n_texts, all.n_labels), ("all", 8, 6));
+    assert_eq!((all.split.as_str(), all.n_texts, all.n_labels), ("all", 8, 5));
     let clf = runtime::Classifier::from_dir(&f.bundle, runtime::ClassifierOptions::default()).unwrap();
     let samples = zsc_core::data::load_samples(&f.data).unwrap();
     let labels = zsc_core::data::unique_labels(&samples);
