@@ -90,7 +90,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
 
 /// Where the weights come from.
 enum Source {
-    Checkpoint(CheckpointInfo),
+    Checkpoint(Box<CheckpointInfo>),
     /// A plain Hugging Face BERT folder (an untuned base model).
     HuggingFace,
 }
@@ -109,7 +109,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         });
     }
     let source = if src.join(checkpoint_files::INFO).exists() {
-        Source::Checkpoint(CheckpointInfo::load(src)?)
+        Source::Checkpoint(Box::new(CheckpointInfo::load(src)?))
     } else {
         Source::HuggingFace
     };
