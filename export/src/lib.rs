@@ -288,7 +288,11 @@ fn write_bundle(out: &Path, fill: impl FnOnce(&Path) -> Result<(), ExportError>)
             });
         }
     }
-    let tmp = parent.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per process and call, so concurrent exports (e.g. parallel tests) never share a temp folder.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("{}.{call}", std::process::id());
+    let tmp = parent.join(format!(".{name}.tmp.{tag}"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
@@ -297,7 +301,7 @@ fn write_bundle(out: &Path, fill: impl FnOnce(&Path) -> Result<(), ExportError>)
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    let old = parent.join(format!(".{name}.old.{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old.{tag}"));
     let had_old = out.exists();
     if had_old {
         std::fs::rename(out, &old).map_err(io_err(out))?;
