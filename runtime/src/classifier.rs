@@ -228,7 +228,7 @@ fn build_session(
             let ep = ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure();
             builder = builder.with_execution_providers([ep]).map_err(|e| RuntimeError::ExecutionProvider {
                 provider: options.execution_provider.name(),
-                message: ort::Error::from(e).to_string(),
+                message: <ort::Error>::from(e).to_string(),
             })?;
         }
         #[cfg(not(feature = "cuda"))]

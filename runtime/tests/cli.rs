@@ -97,6 +97,8 @@ fn classify_json_is_one_object_per_text() {
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // `text` first, then `labels` (each `label`, `score`, `probability`).
+    assert!(stdout(&o).lines().all(|l| l.starts_with("{\"text\":") && l.contains("[{\"label\":")), "{}", stdout(&o));
     let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["text"], "Zürich café 😠");

@@ -136,6 +136,13 @@ fn read_labels_file(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
+/// One `--json` line of `zsc classify` (fields in this order).
+#[derive(serde::Serialize)]
+struct ClassifyLine<'a> {
+    text: &'a str,
+    labels: &'a [LabelScore],
+}
+
 fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
     let mut labels = args.labels.clone();
     if let Some(f) = &args.labels_file {
@@ -177,7 +184,7 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
             ranked.retain(|l| l.probability >= p);
         }
         if args.json {
-            let line = serde_json::json!({ "text": text, "labels": ranked });
+            let line = serde_json::to_string(&ClassifyLine { text, labels: &ranked })?;
             writeln!(out, "{line}")?;
         } else {
             writeln!(out, "{text}")?;
