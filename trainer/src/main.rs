@@ -1,0 +1,219 @@
+//! `trainer`: train and evaluate zero-shot classifiers (libtorch).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use trainer::{parse_device, Checkpoint, TrainOptions};
+use zsc_core::{data, ModelType, Split, TrainConfig};
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Train and evaluate zero-shot text classifiers (BiEncoder, PolyEncoder, ColBERT)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model; flags override config.yml.
+    Train(TrainArgs),
+    /// Score every text of a split against all labels and print top-1 accuracy and accuracy@k.
+    Eval(EvalArgs),
+    // `create-dataset` and `push` are wired in by the datagen integration.
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training settings (default: ./config.yml when it exists, else built-in defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, value_parser = parse_model_type)]
+    model_type: Option<ModelType>,
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    #[arg(long)]
+    run_name: Option<String>,
+    /// cpu | cuda | cuda:N | auto
+    #[arg(long)]
+    device: Option<String>,
+    /// Training data file (JSON list of {"text", "labels"}).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Local Hugging Face BERT folder to start from.
+    #[arg(long)]
+    base_model: Option<String>,
+    #[arg(long)]
+    val_every: Option<usize>,
+    /// Continue `<output_dir>/<run_name>` from its `last/` checkpoint (weights, optimizer, step, data order).
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Checkpoint folder (e.g. runs/default/best).
+    #[arg(long)]
+    model_path: PathBuf,
+    /// Data file (default: the one the checkpoint was trained with).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// train | val | test | all (default: test with the checkpoint's data, all with --data).
+    #[arg(long)]
+    split: Option<String>,
+    /// Score against the labels of this data file instead of those of the evaluated data.
+    #[arg(long)]
+    labels_from: Option<PathBuf>,
+    /// Print the report as one JSON object on the last stdout line.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+fn parse_model_type(s: &str) -> std::result::Result<ModelType, String> {
+    s.parse::<ModelType>().map_err(|e| e.to_string())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => run_train(a),
+        Command::Eval(a) => run_eval(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<TrainConfig> {
+    match path {
+        Some(p) => TrainConfig::load(p).with_context(|| format!("reading config {}", p.display())),
+        None if Path::new("config.yml").exists() => TrainConfig::load(Path::new("config.yml")).context("reading ./config.yml"),
+        None => Ok(TrainConfig::default()),
+    }
+}
+
+fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
+    if let Some(v) = a.model_type {
+        cfg.model_type = v;
+    }
+    if let Some(v) = a.max_steps {
+        cfg.max_steps = v;
+    }
+    if let Some(v) = &a.output_dir {
+        cfg.output_dir = v.clone();
+    }
+    if let Some(v) = &a.run_name {
+        cfg.run_name = v.clone();
+    }
+    if let Some(v) = &a.device {
+        cfg.device = v.clone();
+    }
+    if let Some(v) = &a.data {
+        cfg.data = v.clone();
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.learning_rate {
+        cfg.learning_rate = v;
+    }
+    if let Some(v) = &a.base_model {
+        cfg.base_model = v.clone();
+    }
+    if let Some(v) = a.val_every {
+        cfg.val_every = v;
+    }
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    apply_flags(&mut cfg, &a);
+    if a.resume {
+        // continue with the run's own resolved settings (flags still win)
+        let saved = cfg.output_dir.join(&cfg.run_name).join("config.yml");
+        if saved.exists() {
+            cfg = TrainConfig::load(&saved).with_context(|| format!("reading the run's {}", saved.display()))?;
+            apply_flags(&mut cfg, &a);
+        }
+    }
+    cfg.validate().context("invalid training settings")?;
+    let summary = trainer::train(&cfg, &TrainOptions { resume: a.resume, stop_after: None, progress: true })
+        .with_context(|| format!("training run {}", cfg.output_dir.join(&cfg.run_name).display()))?;
+    let last_loss = summary.losses.last().map(|l| l.1);
+    println!(
+        "trained {} steps ({}..{}) at {:.2} steps/s; last train loss {}; best val loss {}; checkpoints in {}",
+        summary.steps - summary.start_step,
+        summary.start_step,
+        summary.steps,
+        summary.steps_per_s,
+        last_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary.best_val_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    let device = parse_device(&a.device).context("--device")?;
+    let ckpt = Checkpoint::load(&a.model_path, device)
+        .with_context(|| format!("loading checkpoint {}", a.model_path.display()))?;
+    let info = &ckpt.info;
+    let (data_path, default_split) = match &a.data {
+        Some(p) => (p.clone(), Split::All),
+        None => (info.data.clone(), Split::Test),
+    };
+    let split: Split = match &a.split {
+        Some(s) => s.parse().context("--split")?,
+        None => default_split,
+    };
+    let samples = data::load_samples(&data_path).with_context(|| format!("loading data {}", data_path.display()))?;
+    let samples = data::select_split(&samples, info.split, info.seed, split);
+    if samples.is_empty() {
+        anyhow::bail!("the {split} split of {} is empty", data_path.display());
+    }
+    let labels = match &a.labels_from {
+        Some(p) => data::sorted_labels(&data::load_samples(p).with_context(|| format!("loading --labels-from {}", p.display()))?),
+        None => data::sorted_labels(&samples),
+    };
+    eprintln!(
+        "evaluating {} ({}) on {} texts of the {split} split of {} against {} labels",
+        ckpt.dir.display(),
+        info.spec.model_type,
+        samples.len(),
+        data_path.display(),
+        labels.len()
+    );
+    let out = trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, split.as_str(), a.batch_size)
+        .context("evaluating")?;
+    let r = &out.report;
+    println!("model_type: {}", info.spec.model_type);
+    println!("split: {} ({} texts, {} labels)", r.split, r.n_texts, r.n_labels);
+    println!("top1_accuracy: {:.4}", r.top1_accuracy);
+    println!("accuracy_at_k: {:.4}", r.accuracy_at_k);
+    if a.json {
+        println!("{}", serde_json::to_string(r).context("serialising the report")?);
+    }
+    Ok(())
+}

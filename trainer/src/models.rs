@@ -1,0 +1,532 @@
+//! The three zero-shot scorers on top of one shared BERT: BiEncoder (MeanPool + dot),
+//! PolyEncoder (code-vector PolyAttention, Humeau et al. 2020, https://arxiv.org/abs/1905.01969)
+//! and ColBERT (projected, L2-normalised token embeddings + MaxSim, Khattab & Zaharia 2020).
+//! The exact semantics are those of the team contract (COMMON.md): padding never counts in a mean,
+//! never wins a softmax slot, never wins a max.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tch::nn;
+use tch::{Device, Kind, Tensor};
+use zsc_core::manifest::tensor_names;
+use zsc_core::tokenize::TokenBatch;
+use zsc_core::{ModelSpec, ModelType};
+
+use crate::bert::{self, BertConfig, BertModel};
+use crate::error::{Result, TrainerError};
+
+/// Init of the PolyEncoder code vectors (normal, this std).
+pub const POLY_CODES_INIT_STD: f64 = 0.02;
+/// Init of the ColBERT score scale.
+pub const COLBERT_SCALE_INIT: f64 = 10.0;
+/// eps of the L2 normalisation (as `torch.nn.functional.normalize`).
+pub const L2_EPS: f64 = 1e-12;
+
+/// The input tensors of a [`TokenBatch`] on a device.
+#[derive(Debug)]
+pub struct BatchTensors {
+    pub input_ids: Tensor,
+    pub attention_mask: Tensor,
+    pub token_type_ids: Tensor,
+}
+
+impl BatchTensors {
+    pub fn new(b: &TokenBatch, device: Device) -> Result<Self> {
+        let shape = [b.batch as i64, b.seq as i64];
+        let n = b.batch * b.seq;
+        if b.input_ids.len() != n || b.attention_mask.len() != n || b.token_type_ids.len() != n {
+            return Err(TrainerError::Invalid(format!(
+                "token batch of shape {shape:?} holds {} ids, {} mask and {} type values",
+                b.input_ids.len(),
+                b.attention_mask.len(),
+                b.token_type_ids.len()
+            )));
+        }
+        if n == 0 {
+            return Err(TrainerError::Invalid("empty token batch".into()));
+        }
+        let t = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+        Ok(BatchTensors {
+            input_ids: t(&b.input_ids),
+            attention_mask: t(&b.attention_mask),
+            token_type_ids: t(&b.token_type_ids),
+        })
+    }
+}
+
+/// MeanPool: `sum(H * mask) / max(sum(mask), 1e-9)`; `h` `[B,T,H]`, `mask` `[B,T]` -> `[B,H]`.
+pub fn mean_pool(h: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(h.kind()).unsqueeze(-1);
+    let sum = (h * &m).sum_dim_intlist(1, false, h.kind());
+    let count = m.sum_dim_intlist(1, false, h.kind()).clamp_min(1e-9);
+    sum / count
+}
+
+/// BiEncoder scores: `text_vecs [N,H] @ label_vecs [M,H]^T` -> `[N,M]`.
+pub fn dot_scores(text_vecs: &Tensor, label_vecs: &Tensor) -> Tensor {
+    text_vecs.matmul(&label_vecs.tr())
+}
+
+/// PolyAttention, text side: `a = softmax_T(C @ H_t^T)` (padding -inf, no 1/sqrt(d)),
+/// `ctx = a @ H_t`. `codes [m,H]`, `text_h [N,T,H]`, `text_mask [N,T]` -> `ctx [N,m,H]`.
+pub fn poly_context(codes: &Tensor, text_h: &Tensor, text_mask: &Tensor) -> Tensor {
+    let logits = codes.matmul(&text_h.transpose(1, 2)); // [N,m,T]
+    let pad = text_mask.eq(0).unsqueeze(1); // [N,1,T]
+    let a = logits.masked_fill(&pad, f64::NEG_INFINITY).softmax(-1, logits.kind());
+    a.matmul(text_h)
+}
+
+/// PolyAttention, label side: `w = softmax_m(ctx @ l)`, `v = w @ ctx`, `score = v · l`.
+/// `ctx [N,m,H]`, `label_vecs [M,H]` -> `[N,M]`.
+pub fn poly_scores_from_context(ctx: &Tensor, label_vecs: &Tensor) -> Tensor {
+    let w = ctx.matmul(&label_vecs.tr()).transpose(1, 2).softmax(-1, ctx.kind()); // [N,M,m]
+    let v = w.matmul(ctx); // [N,M,H]
+    (v * label_vecs.unsqueeze(0)).sum_dim_intlist(-1, false, ctx.kind())
+}
+
+/// PolyEncoder scores of every text against every label vector -> `[N,M]`.
+pub fn poly_scores(codes: &Tensor, text_h: &Tensor, text_mask: &Tensor, label_vecs: &Tensor) -> Tensor {
+    poly_scores_from_context(&poly_context(codes, text_h, text_mask), label_vecs)
+}
+
+/// ColBERT token embeddings: `L2normalize(H @ W^T)` per token; `h [B,T,H]`, `proj [D,H]` -> `[B,T,D]`.
+pub fn colbert_embed(h: &Tensor, proj: &Tensor) -> Tensor {
+    let x = h.matmul(&proj.tr());
+    let norm = x.square().sum_dim_intlist(-1, true, x.kind()).sqrt().clamp_min(L2_EPS);
+    x / norm
+}
+
+/// MaxSim: mean over real label tokens of the max over real text tokens of the dot product.
+/// `text_e [N,T,D]`, `text_mask [N,T]`, `label_e [M,S,D]`, `label_mask [M,S]` -> `[N,M]`
+/// (batched matmul, max over text tokens, masked mean over label tokens, as pylate-rs).
+pub fn max_sim(text_e: &Tensor, text_mask: &Tensor, label_e: &Tensor, label_mask: &Tensor) -> Tensor {
+    let (n, t, d) = text_e.size3().unwrap_or((0, 0, 0));
+    let (m, s, _) = label_e.size3().unwrap_or((0, 0, 0));
+    // [N*T, D] @ [D, M*S] -> [N, T, M, S]
+    let sim = text_e.reshape([n * t, d]).matmul(&label_e.reshape([m * s, d]).tr()).view([n, t, m, s]);
+    let text_pad = text_mask.eq(0).view([n, t, 1, 1]);
+    let best = sim.masked_fill(&text_pad, f64::NEG_INFINITY).amax([1], false); // [N, M, S]
+    let lm = label_mask.to_kind(best.kind()).unsqueeze(0); // [1, M, S]
+    // padded label slots are zeroed by where(), not by multiplication, so they never carry a -inf
+    let kept = best.where_self(&lm.gt(0.0), &best.zeros_like());
+    kept.sum_dim_intlist(-1, false, best.kind()) / lm.sum_dim_intlist(-1, false, best.kind()).clamp_min(1e-9)
+}
+
+/// The model head (parameters on top of the shared BERT).
+#[derive(Debug)]
+pub enum Head {
+    BiEncoder,
+    PolyEncoder { codes: Tensor },
+    Colbert { proj: Tensor, score_scale: Tensor },
+}
+
+/// Precomputed label side of the scorers, so labels are encoded once per evaluation.
+#[derive(Debug)]
+pub enum LabelCache {
+    /// Masked-mean label vectors `[M,H]` (BiEncoder, PolyEncoder).
+    Pooled(Tensor),
+    /// Projected, normalised label token embeddings `[M,S,D]` and their mask `[M,S]` (ColBERT).
+    Tokens { emb: Tensor, mask: Tensor },
+}
+
+impl LabelCache {
+    pub fn len(&self) -> usize {
+        match self {
+            LabelCache::Pooled(t) => t.size()[0] as usize,
+            LabelCache::Tokens { emb, .. } => emb.size()[0] as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Concatenate caches of label chunks (token caches are zero-padded to the longest).
+    pub fn concat(parts: Vec<LabelCache>) -> Result<LabelCache> {
+        let Some(first) = parts.first() else {
+            return Err(TrainerError::Invalid("no labels to score against".into()));
+        };
+        match first {
+            LabelCache::Pooled(_) => {
+                let ts: Vec<Tensor> = parts
+                    .into_iter()
+                    .map(|p| match p {
+                        LabelCache::Pooled(t) => Ok(t),
+                        _ => Err(TrainerError::Invalid("mixed label caches".into())),
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(LabelCache::Pooled(Tensor::cat(&ts, 0)))
+            }
+            LabelCache::Tokens { .. } => {
+                let mut pairs = Vec::new();
+                for p in parts {
+                    match p {
+                        LabelCache::Tokens { emb, mask } => pairs.push((emb, mask)),
+                        _ => return Err(TrainerError::Invalid("mixed label caches".into())),
+                    }
+                }
+                let s_max = pairs.iter().map(|(e, _)| e.size()[1]).max().unwrap_or(0);
+                let (mut embs, mut masks) = (Vec::new(), Vec::new());
+                for (e, m) in pairs {
+                    let pad = s_max - e.size()[1];
+                    // constant_pad_nd pads the last dims first: (D left, D right, S left, S right)
+                    embs.push(e.constant_pad_nd([0, 0, 0, pad]));
+                    masks.push(m.constant_pad_nd([0, pad]));
+                }
+                Ok(LabelCache::Tokens { emb: Tensor::cat(&embs, 0), mask: Tensor::cat(&masks, 0) })
+            }
+        }
+    }
+}
+
+/// A zero-shot classifier: BERT + head, all parameters in one VarStore under their checkpoint names.
+#[derive(Debug)]
+pub struct ZscModel {
+    pub vs: nn::VarStore,
+    pub bert: BertModel,
+    pub head: Head,
+    pub spec: ModelSpec,
+}
+
+impl ZscModel {
+    /// Fresh model (random weights; the head initialised as the contract says). Draws from the
+    /// torch RNG: call `tch::manual_seed` first for reproducible heads.
+    pub fn new(spec: ModelSpec, bert_config: &BertConfig, device: Device) -> Result<Self> {
+        spec.validate()?;
+        if spec.hidden_size != bert_config.hidden_size {
+            return Err(TrainerError::Invalid(format!(
+                "model spec hidden_size {} differs from the BERT config's {}",
+                spec.hidden_size, bert_config.hidden_size
+            )));
+        }
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let bert = BertModel::new(root.clone(), bert_config);
+        let h = spec.hidden_size as i64;
+        let head = match spec.model_type {
+            ModelType::BiEncoder => Head::BiEncoder,
+            ModelType::PolyEncoder => {
+                let m = spec.n_code_vectors.unwrap_or(0) as i64;
+                let codes = (&root / "poly").var(
+                    "codes",
+                    &[m, h],
+                    nn::Init::Randn { mean: 0.0, stdev: POLY_CODES_INIT_STD },
+                );
+                Head::PolyEncoder { codes }
+            }
+            ModelType::Colbert => {
+                let d = spec.colbert_dim.unwrap_or(0) as i64;
+                // nn.Linear's default init (kaiming uniform), no bias
+                let proj = nn::linear(&root / "colbert" / "proj", h, d, nn::LinearConfig { bias: false, ..Default::default() });
+                let score_scale = (&root / "colbert").var("score_scale", &[1], nn::Init::Const(COLBERT_SCALE_INIT));
+                Head::Colbert { proj: proj.ws, score_scale }
+            }
+        };
+        Ok(ZscModel { vs, bert, head, spec })
+    }
+
+    /// Model from a Hugging Face BERT folder (`config.json` + `model.safetensors`), head freshly initialised.
+    pub fn from_base(spec: ModelSpec, base_dir: &Path, device: Device) -> Result<Self> {
+        if !base_dir.is_dir() {
+            return Err(TrainerError::model(
+                base_dir,
+                "base model folder not found (expected a local Hugging Face BERT folder with config.json, model.safetensors, tokenizer.json)",
+            ));
+        }
+        let cfg = BertConfig::load(&base_dir.join("config.json"))?;
+        let model = ZscModel::new(spec, &cfg, device)?;
+        bert::load_hf_weights(&model.vs.variables(), &base_dir.join("model.safetensors"))?;
+        Ok(model)
+    }
+
+    /// Load all weights (encoder + head) from a checkpoint `model.safetensors`: the names must match exactly.
+    pub fn load_weights(&self, path: &Path) -> Result<()> {
+        let src = bert::read_safetensors(path)?;
+        let unused = bert::copy_into_vars(&self.vs.variables(), src, &|_| true, path)?;
+        if !unused.is_empty() {
+            return Err(TrainerError::model(path, format!("tensors the {} model does not have: {unused:?}", self.spec.model_type)));
+        }
+        Ok(())
+    }
+
+    /// All variables by name (sorted), on the CPU, contiguous.
+    pub fn named_tensors_cpu(&self) -> BTreeMap<String, Tensor> {
+        self.vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous()))
+            .collect()
+    }
+
+    /// Write every weight to a safetensors file under its checkpoint name.
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        let named: Vec<(String, Tensor)> = self.named_tensors_cpu().into_iter().collect();
+        Tensor::write_safetensors(&named, path).map_err(|e| TrainerError::torch(format!("writing {}", path.display()), e))
+    }
+
+    /// The checkpoint names every weight must have: Hugging Face BERT names + head names.
+    pub fn expected_weight_names(&self) -> Vec<String> {
+        let mut v = self.bert.config.weight_names();
+        match self.head {
+            Head::BiEncoder => {}
+            Head::PolyEncoder { .. } => v.push(tensor_names::POLY_CODES.into()),
+            Head::Colbert { .. } => {
+                v.push(tensor_names::COLBERT_PROJ.into());
+                v.push(tensor_names::COLBERT_SCALE.into());
+            }
+        }
+        v
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// `last_hidden_state [B,T,H]` of a token batch, plus its attention mask `[B,T]` on the device.
+    pub fn encode(&self, batch: &TokenBatch, train: bool) -> Result<(Tensor, Tensor)> {
+        let t = BatchTensors::new(batch, self.device())?;
+        let h = self.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, train);
+        Ok((h, t.attention_mask))
+    }
+
+    /// Masked-mean sentence vectors `[B,H]`.
+    pub fn pooled(&self, batch: &TokenBatch, train: bool) -> Result<Tensor> {
+        let (h, mask) = self.encode(batch, train)?;
+        Ok(mean_pool(&h, &mask))
+    }
+
+    /// ColBERT only: projected, L2-normalised token embeddings `[B,T,D]` and the mask `[B,T]`.
+    pub fn token_embeddings(&self, batch: &TokenBatch, train: bool) -> Result<(Tensor, Tensor)> {
+        let Head::Colbert { proj, .. } = &self.head else {
+            return Err(TrainerError::Invalid(format!("token embeddings need a colbert model, this is {}", self.spec.model_type)));
+        };
+        let (h, mask) = self.encode(batch, train)?;
+        Ok((colbert_embed(&h, proj), mask))
+    }
+
+    /// Encode (already templated) labels once for scoring.
+    pub fn encode_labels(&self, labels: &TokenBatch, train: bool) -> Result<LabelCache> {
+        match &self.head {
+            Head::BiEncoder | Head::PolyEncoder { .. } => Ok(LabelCache::Pooled(self.pooled(labels, train)?)),
+            Head::Colbert { .. } => {
+                let (emb, mask) = self.token_embeddings(labels, train)?;
+                Ok(LabelCache::Tokens { emb, mask })
+            }
+        }
+    }
+
+    /// Logits `[N_text, N_label]` of a text batch against encoded labels.
+    pub fn score_texts(&self, texts: &TokenBatch, labels: &LabelCache, train: bool) -> Result<Tensor> {
+        let (h, mask) = self.encode(texts, train)?;
+        match (&self.head, labels) {
+            (Head::BiEncoder, LabelCache::Pooled(l)) => Ok(dot_scores(&mean_pool(&h, &mask), l)),
+            (Head::PolyEncoder { codes }, LabelCache::Pooled(l)) => Ok(poly_scores(codes, &h, &mask, l)),
+            (Head::Colbert { proj, score_scale }, LabelCache::Tokens { emb, mask: lmask }) => {
+                Ok(max_sim(&colbert_embed(&h, proj), &mask, emb, lmask) * score_scale)
+            }
+            _ => Err(TrainerError::Invalid(format!("label cache does not fit a {} model", self.spec.model_type))),
+        }
+    }
+
+    /// Logits `[n_text, n_label]`: every text of `texts` against every label of `labels`.
+    pub fn score_matrix(&self, texts: &TokenBatch, labels: &TokenBatch, train: bool) -> Result<Tensor> {
+        let cache = self.encode_labels(labels, train)?;
+        self.score_texts(texts, &cache, train)
+    }
+
+    /// Names of head parameters (trained with `head_learning_rate`).
+    pub fn is_head_param(name: &str) -> bool {
+        name.starts_with("poly.") || name.starts_with("colbert.")
+    }
+}
+
+/// Copy a tensor of f32 values into a `Vec<f32>` (any device, any shape).
+pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let flat = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
+    Vec::<f32>::try_from(&flat).map_err(|e| TrainerError::torch("reading a tensor", e))
+}
+
+/// `[N,M]` scores as rows.
+pub fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let (n, m) = t.size2().map_err(|e| TrainerError::torch("score matrix", e))?;
+    let flat = to_vec_f32(t)?;
+    Ok((0..n as usize).map(|i| flat[i * m as usize..(i + 1) * m as usize].to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zsc_core::data::Pair;
+
+    fn t2(v: &[f32], r: i64, c: i64) -> Tensor {
+        Tensor::from_slice(v).view([r, c])
+    }
+    fn t3(v: &[f32], a: i64, b: i64, c: i64) -> Tensor {
+        Tensor::from_slice(v).view([a, b, c])
+    }
+    fn mask(v: &[i64], r: i64, c: i64) -> Tensor {
+        Tensor::from_slice(v).view([r, c])
+    }
+    fn close(t: &Tensor, want: &[f32], tol: f32) {
+        let got = to_vec_f32(t).unwrap();
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= tol, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn mean_pool_ignores_padding() {
+        // one row: tokens (1,2), (3,4), padding (100,100)
+        let h = t3(&[1., 2., 3., 4., 100., 100.], 1, 3, 2);
+        let m = mask(&[1, 1, 0], 1, 3);
+        close(&mean_pool(&h, &m), &[2., 3.], 1e-6);
+    }
+
+    #[test]
+    fn bi_encoder_scores_by_hand() {
+        // text: tokens (1,0),(3,2) + pad (50,50) -> mean (2,1); labels: (1,1) and (0,2)+pad(9,9) -> (0,2)
+        let th = t3(&[1., 0., 3., 2., 50., 50.], 1, 3, 2);
+        let tm = mask(&[1, 1, 0], 1, 3);
+        let lh = t3(&[1., 1., 1., 1., 0., 2., 9., 9.], 2, 2, 2);
+        let lm = mask(&[1, 1, 1, 0], 2, 2);
+        let s = dot_scores(&mean_pool(&th, &tm), &mean_pool(&lh, &lm));
+        close(&s, &[3., 2.], 1e-6);
+    }
+
+    #[test]
+    fn poly_scores_by_hand() {
+        // m = 2 codes in H = 2: c0 = (1,0), c1 = (0,1); text tokens (ln 3, 0), (0, ln 3), pad (9, 9)
+        let ln3 = 3f32.ln();
+        let codes = t2(&[1., 0., 0., 1.], 2, 2);
+        let th = t3(&[ln3, 0., 0., ln3, 9., 9.], 1, 3, 2);
+        let tm = mask(&[1, 1, 0], 1, 3);
+        // code0 logits over real tokens: (ln3, 0) -> a = (3/4, 1/4); ctx0 = (3/4 ln3, 1/4 ln3)
+        // code1 logits: (0, ln3) -> a = (1/4, 3/4); ctx1 = (1/4 ln3, 3/4 ln3)
+        let ctx = poly_context(&codes, &th, &tm);
+        close(&ctx, &[0.75 * ln3, 0.25 * ln3, 0.25 * ln3, 0.75 * ln3], 1e-6);
+        // label l = (1, 0): ctx@l = (3/4 ln3, 1/4 ln3); w = softmax -> (e^{.75 ln3}, e^{.25 ln3}) normalised
+        let l = t2(&[1., 0.], 1, 2);
+        let (e0, e1) = ((0.75 * ln3).exp(), (0.25 * ln3).exp());
+        let (w0, w1) = (e0 / (e0 + e1), e1 / (e0 + e1));
+        let want = w0 * 0.75 * ln3 + w1 * 0.25 * ln3; // v · l = v_x
+        close(&poly_scores(&codes, &th, &tm, &l), &[want], 1e-6);
+        // without the mask the pad token (9,9) would dominate both softmaxes
+        let unmasked = poly_scores(&codes, &th, &mask(&[1, 1, 1], 1, 3), &l);
+        assert!((to_vec_f32(&unmasked).unwrap()[0] - want).abs() > 1.0);
+    }
+
+    #[test]
+    fn colbert_embed_normalises() {
+        let h = t3(&[3., 4., 0., 0.], 1, 2, 2);
+        let proj = t2(&[1., 0., 0., 1.], 2, 2);
+        // (3,4) -> (0.6, 0.8); the zero vector stays zero thanks to eps (no NaN)
+        close(&colbert_embed(&h, &proj), &[0.6, 0.8, 0., 0.], 1e-6);
+    }
+
+    #[test]
+    fn max_sim_by_hand() {
+        // text tokens (unit vectors): t0 = (1,0), t1 = (0,1), pad = (0.6,0.8) (would win for s1 if counted)
+        let te = t3(&[1., 0., 0., 1., 0.6, 0.8], 1, 3, 2);
+        let tm = mask(&[1, 1, 0], 1, 3);
+        // label tokens: s0 = (1,0), s1 = (0.8,0.6), pad = (-1,0) (would lower the mean if counted)
+        let le = t3(&[1., 0., 0.8, 0.6, -1., 0.], 1, 3, 2);
+        let lm = mask(&[1, 1, 0], 1, 3);
+        // s0: max(1, 0) = 1; s1: max(0.8, 0.6) = 0.8 (the pad would give 0.96); mean = 0.9
+        close(&max_sim(&te, &tm, &le, &lm), &[0.9], 1e-6);
+        // two texts x two labels shape
+        let te2 = Tensor::cat(&[te.shallow_clone(), te.shallow_clone()], 0);
+        let tm2 = Tensor::cat(&[tm.shallow_clone(), mask(&[1, 0, 0], 1, 3)], 0);
+        let le2 = Tensor::cat(&[le.shallow_clone(), le.shallow_clone()], 0);
+        let lm2 = Tensor::cat(&[lm.shallow_clone(), mask(&[1, 0, 0], 1, 3)], 0);
+        // text 1 has only t0: s0 -> 1, s1 -> 0.8 ; label 1 has only s0 -> 1 for both texts
+        close(&max_sim(&te2, &tm2, &le2, &lm2), &[0.9, 1.0, 0.9, 1.0], 1e-6);
+    }
+
+    #[test]
+    fn label_cache_concat_pads() {
+        let a = LabelCache::Tokens { emb: Tensor::ones([1, 2, 3], (Kind::Float, Device::Cpu)), mask: Tensor::ones([1, 2], (Kind::Int64, Device::Cpu)) };
+        let b = LabelCache::Tokens { emb: Tensor::ones([2, 4, 3], (Kind::Float, Device::Cpu)), mask: Tensor::ones([2, 4], (Kind::Int64, Device::Cpu)) };
+        let LabelCache::Tokens { emb, mask } = LabelCache::concat(vec![a, b]).unwrap() else { panic!() };
+        assert_eq!(emb.size(), vec![3, 4, 3]);
+        assert_eq!(to_vec_f32(&mask.get(0)).unwrap(), vec![1., 1., 0., 0.]);
+    }
+
+    #[test]
+    fn target_matrix_via_core() {
+        let p = |t: &str, l: &str| Pair { text: t.into(), label: l.into() };
+        let batch = [p("a", "x"), p("a", "y"), p("b", "z")];
+        let t = Tensor::from_slice(&zsc_core::targets::target_matrix(&batch)).view([3, 3]);
+        close(&t, &[1., 1., 0., 1., 1., 0., 0., 0., 1.], 0.0);
+    }
+
+    fn tiny_spec(model_type: ModelType) -> ModelSpec {
+        ModelSpec {
+            model_type,
+            hidden_size: 8,
+            max_length: 16,
+            n_code_vectors: Some(3),
+            colbert_dim: Some(4),
+            label_template: None,
+        }
+    }
+
+    fn tiny_cfg() -> BertConfig {
+        serde_json::from_value(serde_json::json!({
+            "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 16, "max_position_embeddings": 16
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn head_names_and_init() {
+        for ty in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+            let m = ZscModel::new(tiny_spec(ty), &tiny_cfg(), Device::Cpu).unwrap();
+            let mut got: Vec<String> = m.vs.variables().into_keys().collect();
+            got.sort();
+            let mut want = m.expected_weight_names();
+            want.sort();
+            assert_eq!(got, want, "{ty}");
+            if let Head::Colbert { score_scale, proj } = &m.head {
+                close(score_scale, &[10.0], 0.0);
+                assert_eq!(proj.size(), vec![4, 8]);
+            }
+            if let Head::PolyEncoder { codes } = &m.head {
+                assert_eq!(codes.size(), vec![3, 8]);
+            }
+        }
+        let vars = ZscModel::new(tiny_spec(ModelType::Colbert), &tiny_cfg(), Device::Cpu).unwrap().vs.variables();
+        assert!(vars.contains_key("colbert.proj.weight") && vars.contains_key("colbert.score_scale"));
+    }
+
+    #[test]
+    fn padding_does_not_change_model_scores() {
+        // the same text scored alone and inside a batch padded by a longer text must agree
+        tch::manual_seed(0);
+        for ty in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+            let m = ZscModel::new(tiny_spec(ty), &tiny_cfg(), Device::Cpu).unwrap();
+            let batch = |rows: &[&[i64]]| {
+                let seq = rows.iter().map(|r| r.len()).max().unwrap();
+                let mut b = TokenBatch { input_ids: vec![], attention_mask: vec![], token_type_ids: vec![], batch: rows.len(), seq };
+                for r in rows {
+                    for j in 0..seq {
+                        b.input_ids.push(*r.get(j).unwrap_or(&0));
+                        b.attention_mask.push(i64::from(j < r.len()));
+                        b.token_type_ids.push(0);
+                    }
+                }
+                b
+            };
+            let labels = batch(&[&[1, 5, 2], &[1, 7, 8, 9, 2]]);
+            let alone = m.score_matrix(&batch(&[&[1, 3, 4, 2]]), &labels, false).unwrap();
+            let padded = m.score_matrix(&batch(&[&[1, 3, 4, 2], &[1, 3, 4, 5, 6, 7, 2]]), &labels, false).unwrap();
+            let a = to_vec_f32(&alone).unwrap();
+            let p = to_vec_f32(&padded.get(0)).unwrap();
+            for (x, y) in a.iter().zip(&p) {
+                assert!((x - y).abs() < 1e-5, "{ty}: {a:?} vs {p:?}");
+            }
+        }
+    }
+}
