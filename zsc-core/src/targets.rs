@@ -45,8 +45,10 @@ mod tests {
             0., 0., 0., 1.,
         ];
         assert_eq!(target_matrix(&batch), want);
-        // 7 positives, 9 negatives
-        assert_eq!(pos_weight(&want, Some(2.0)), Some(9.0 / 7.0 * 2.0));
+        // 8 positives, 8 negatives: (8 / 8) × 2
+        assert_eq!(pos_weight(&want, Some(2.0)), Some(2.0));
+        // 1 positive, 3 negatives
+        assert_eq!(pos_weight(&[1., 0., 0., 0.], Some(0.5)), Some(1.5));
         assert_eq!(pos_weight(&want, None), None);
     }
 }
