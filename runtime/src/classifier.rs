@@ -222,7 +222,13 @@ fn build_session(
         builder = builder.with_intra_threads(n).map_err(|e| serr(e.into()))?;
     }
     match options.execution_provider {
-        ExecutionProvider::Cpu => {}
+        // `ort` asks ONNX Runtime to pick devices for efficiency by default; on a machine with a
+        // GPU or NPU execution provider that could move a session the caller asked to keep on CPU.
+        ExecutionProvider::Cpu => {
+            builder = builder
+                .with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU)
+                .map_err(|e| serr(e.into()))?;
+        }
         #[cfg(feature = "cuda")]
         ExecutionProvider::Cuda { device_id } => {
             let ep = ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure();
