@@ -123,7 +123,19 @@ impl CreateDatasetSettings {
     /// Flags over the `--config` section over defaults, then validated.
     pub fn resolve(args: &CreateDatasetArgs) -> Result<Self> {
         let section = match &args.config {
-            Some(path) => load_section(path)?,
+            Some(path) => load_section(path)?.ok_or_else(|| DatagenError::WorkFile {
+                path: path.clone(),
+                message: "no `create_dataset:` section".into(),
+            })?,
+            // Like `trainer train`, look at ./config.yml when no file is named; there the
+            // section is optional.
+            None if Path::new("config.yml").is_file() => match load_section(Path::new("config.yml")) {
+                Ok(section) => section.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!("ignoring ./config.yml for create-dataset settings: {e}");
+                    CreateDatasetSection::default()
+                }
+            },
             None => CreateDatasetSection::default(),
         };
         let out = args.out.clone().or(section.out).ok_or_else(|| {
@@ -199,15 +211,17 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn load_section(path: &Path) -> Result<CreateDatasetSection> {
+/// The `create_dataset:` section of a YAML file (other keys are ignored), if there is one.
+fn load_section(path: &Path) -> Result<Option<CreateDatasetSection>> {
     let text = std::fs::read_to_string(path).map_err(|e| DatagenError::io(path, e))?;
     let doc: serde_yaml::Value =
         serde_yaml::from_str(&text).map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source })?;
-    let section = doc.get("create_dataset").cloned().ok_or_else(|| DatagenError::WorkFile {
-        path: path.to_path_buf(),
-        message: "no `create_dataset:` section".into(),
-    })?;
-    serde_yaml::from_value(section).map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source })
+    match doc.get("create_dataset").cloned() {
+        None => Ok(None),
+        Some(section) => serde_yaml::from_value(section)
+            .map(Some)
+            .map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source }),
+    }
 }
 
 /// What a finished (or stopped) run did.
@@ -703,6 +717,27 @@ mod tests {
         assert!(CreateDatasetSettings::resolve(&args).is_err());
         let args = CreateDatasetArgs { out: Some("o.json".into()), n_topics: Some(2), ..Default::default() };
         assert!(CreateDatasetSettings::resolve(&args).is_err());
-        assert!(CreateDatasetSettings::resolve(&CreateDatasetArgs::default()).is_err());
+        std::fs::write(&cfg, "model_type: bi_encoder\n").unwrap();
+        assert!(CreateDatasetSettings::resolve(&args).is_err(), "a named file must have the section");
+    }
+
+    #[test]
+    fn flags_parse_with_clap() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CreateDatasetArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x", "--out", "o.json", "--base-url", "http://h/v1", "--model", "m", "--n-topics", "20",
+            "--n-samples", "7", "--seed", "3", "--concurrency", "2", "--timeout-secs", "1.5",
+            "--max-retries", "1", "--retry-base-ms", "5", "--topics-per-request", "4", "--temperature", "0.7",
+        ])
+        .unwrap();
+        let s = CreateDatasetSettings::resolve(&cli.args).unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(1500));
+        assert_eq!((s.n_topics, s.n_samples, s.seed, s.concurrency, s.topics_per_request), (20, 7, 3, 2, 4));
+        assert_eq!((s.base_url.as_str(), s.model.as_str(), s.temperature), ("http://h/v1", "m", Some(0.7)));
     }
 }

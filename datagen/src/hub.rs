@@ -729,6 +729,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn flags_parse_with_clap() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            push: PushArgs,
+        }
+        let cli = Cli::try_parse_from(["x", "--run", "runs/a/best", "--repo-id", "me/m", "--public"]).unwrap();
+        assert!(cli.push.public);
+        assert_eq!(cli.push.revision, "main");
+        let cli = Cli::try_parse_from(["x", "--run", "r", "--repo-id", "me/m"]).unwrap();
+        assert!(!cli.push.public, "private by default");
+        assert_eq!(resolve_endpoint(Some("http://h:1/")), "http://h:1");
+    }
+
+    #[test]
     fn repo_ids_and_quoting() {
         assert_eq!(validate_repo_id("me/zsc-model_1.0").unwrap(), ("me", "zsc-model_1.0"));
         for bad in ["me", "me/", "/x", "a/b/c", "me/../x", "me/x y", "-me/x"] {
