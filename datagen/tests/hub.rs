@@ -31,6 +31,9 @@ struct HubState {
     create_bodies: Vec<Value>,
     lfs_puts: usize,
     verifies: usize,
+    /// Ask for multipart uploads (parts of this many bytes) for objects larger than it.
+    multipart_chunk: Option<usize>,
+    parts: HashMap<String, BTreeMap<u32, Vec<u8>>>,
     commits: Vec<Vec<Value>>,
     /// (method, path, authorization) of every request.
     seen: Vec<(String, String, Option<String>)>,
@@ -67,10 +70,35 @@ fn handle(s: &mut HubState, req: &Request) -> Reply {
             None => err(404, "no such object"),
         };
     }
+    if req.method == "PUT" && segs.first() == Some(&"lfs-part") {
+        let n: u32 = segs[2].parse().unwrap();
+        s.parts.entry(segs[1].to_string()).or_default().insert(n, req.body.clone());
+        return Reply::bytes(200, vec![]).with_header("ETag", &format!("\"etag-{n}\""));
+    }
+    if req.method == "POST" && segs.first() == Some(&"lfs-complete") {
+        let oid = segs[1];
+        let v = req.json();
+        assert_eq!(v["oid"], oid);
+        let parts = s.parts.remove(oid).unwrap_or_default();
+        let listed = v["parts"].as_array().unwrap();
+        assert_eq!(listed.len(), parts.len());
+        for (p, (n, _)) in listed.iter().zip(&parts) {
+            assert_eq!(p["partNumber"].as_u64(), Some(*n as u64));
+            assert_eq!(p["etag"].as_str(), Some(format!("\"etag-{n}\"").as_str()));
+        }
+        let whole: Vec<u8> = parts.into_values().flatten().collect();
+        if sha256_hex(&whole) != oid {
+            return err(400, "assembled parts do not match oid");
+        }
+        s.lfs_puts += 1;
+        s.lfs.insert(oid.to_string(), whole);
+        return Reply::json(200, &json!({}));
+    }
     if req.method == "POST" && segs.first() == Some(&"lfs-verify") {
         if !authed {
             return err(401, "verify needs the token");
         }
+        assert_eq!(req.header("x-verify"), Some("1"), "the verify action's header is sent");
         let v = req.json();
         let ok = s.lfs.get(v["oid"].as_str().unwrap_or("")).is_some_and(|b| Some(b.len() as u64) == v["size"].as_u64());
         s.verifies += 1;
@@ -126,8 +154,18 @@ fn handle(s: &mut HubState, req: &Request) -> Reply {
                 .iter()
                 .map(|o| {
                     let oid = o["oid"].as_str().unwrap();
+                    let size = o["size"].as_u64().unwrap() as usize;
                     if s.lfs.contains_key(oid) {
                         json!({"oid": oid, "size": o["size"]})
+                    } else if let Some(chunk) = s.multipart_chunk.filter(|&c| size > c) {
+                        let mut header = serde_json::Map::new();
+                        header.insert("chunk_size".into(), json!(chunk.to_string()));
+                        for n in 1..=size.div_ceil(chunk) {
+                            header.insert(n.to_string(), json!(format!("{}/lfs-part/{oid}/{n}", s.base)));
+                        }
+                        json!({"oid": oid, "size": o["size"], "actions": {
+                            "upload": {"href": format!("{}/lfs-complete/{oid}", s.base), "header": header},
+                        }})
                     } else {
                         json!({"oid": oid, "size": o["size"], "actions": {
                             "upload": {"href": format!("{}/lfs-store/{oid}", s.base)},
@@ -204,7 +242,11 @@ fn handle(s: &mut HubState, req: &Request) -> Reply {
 }
 
 fn start_hub() -> (String, Arc<Mutex<HubState>>) {
-    let state = Arc::new(Mutex::new(HubState::default()));
+    start_hub_with(None)
+}
+
+fn start_hub_with(multipart_chunk: Option<usize>) -> (String, Arc<Mutex<HubState>>) {
+    let state = Arc::new(Mutex::new(HubState { multipart_chunk, ..Default::default() }));
     let st = state.clone();
     let url = serve(Arc::new(move |req: &Request| handle(&mut st.lock().unwrap(), req)));
     state.lock().unwrap().base = url.clone();
@@ -317,4 +359,39 @@ fn public_flag_and_blocking_pull_entry_points() {
     // Unknown repo: an error naming the status.
     let e = datagen::pull("bob/missing", "main", cache.path(), Some(&url)).unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_lfs_upload_round_trips() {
+    // Parts of 4 MB: the 10.5 MB file goes up in 3 parts, then a completion with their ETags.
+    let (url, state) = start_hub_with(Some(4_000_000));
+    let src = tempfile::tempdir().unwrap();
+    let expected = write_checkpoint(src.path());
+    let client = HubClient::new(&url, Some(Secret::new(TOKEN))).unwrap();
+    client.push_folder(src.path(), "carol/big", true, "main", None).await.expect("push");
+    {
+        let st = state.lock().unwrap();
+        let part_puts = st.seen.iter().filter(|(m, p, _)| m == "PUT" && p.starts_with("/lfs-part/")).count();
+        assert_eq!(part_puts, 3);
+        assert_eq!(st.lfs_puts, 1);
+        assert_eq!(st.repos["carol/big"].files, expected);
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let pulled = client.pull_repo("carol/big", "main", cache.path()).await.unwrap();
+    assert_eq!(read_tree(&pulled), expected);
+
+    // Hub unreachable: the completed earlier pull is used.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let retry = datagen::retry::RetryPolicy {
+        max_retries: 1,
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(10),
+    };
+    let offline = HubClient::new(&dead, Some(Secret::new(TOKEN))).unwrap().with_retry(retry);
+    assert_eq!(offline.pull_repo("carol/big", "main", cache.path()).await.unwrap(), pulled);
+    let empty = tempfile::tempdir().unwrap();
+    assert!(offline.pull_repo("carol/big", "main", empty.path()).await.is_err(), "no earlier copy: an error");
 }
