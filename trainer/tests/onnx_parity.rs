@@ -1,0 +1,127 @@
+//! Cross-crate parity: the same checkpoint through tch (trainer) and through the exported ONNX
+//! bundle in ONNX Runtime (export + runtime). For each architecture on the real MiniLM:
+//! encoder outputs and scores agree within 1e-4 (max abs) on the six reference sentences, and
+//! an evaluation gives the same top-1 accuracy within 0.005.
+
+use std::path::{Path, PathBuf};
+
+use runtime::{Classifier, ClassifierOptions};
+use tch::Device;
+use trainer::checkpoint::{save_checkpoint, CheckpointAssets, CheckpointWrite};
+use trainer::eval::{evaluate, score_texts_labels};
+use trainer::{Checkpoint, ZscModel};
+use zsc_core::data::{load_samples, unique_labels};
+use zsc_core::fixtures::{base_model_dir, workspace_root};
+use zsc_core::manifest::CheckpointInfo;
+use zsc_core::{ModelSpec, ModelType, SplitRatios};
+
+const TOL: f32 = 1e-4;
+
+fn reference_sentences() -> Vec<String> {
+    let path = workspace_root().join("../shared/reference/minilm_hf_reference.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+/// A checkpoint of MiniLM with a freshly initialised head (parity does not need training).
+fn minilm_checkpoint(model_type: ModelType, dir: &Path) -> PathBuf {
+    let base = base_model_dir();
+    let spec = ModelSpec {
+        model_type,
+        hidden_size: 384,
+        max_length: 128,
+        n_code_vectors: (model_type == ModelType::PolyEncoder).then_some(16),
+        colbert_dim: (model_type == ModelType::Colbert).then_some(128),
+        label_template: None,
+    };
+    tch::manual_seed(11);
+    let model = ZscModel::from_base(spec.clone(), &base, Device::Cpu).unwrap();
+    let info = CheckpointInfo {
+        format_version: zsc_core::manifest::FORMAT_VERSION,
+        spec,
+        base_model: base.to_string_lossy().into(),
+        data: workspace_root().join("data/clinc150_unseen.json"),
+        split: SplitRatios::default(),
+        seed: 42,
+        step: 0,
+        val_loss: None,
+        created_by: "onnx_parity test".into(),
+    };
+    let assets = CheckpointAssets::from_dir(&base).unwrap();
+    save_checkpoint(dir, "best", &CheckpointWrite { model: &model, info: &info, assets: &assets, optimizer: None }).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn check(model_type: ModelType) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt_dir = minilm_checkpoint(model_type, &tmp.path().join("run"));
+    let bundle = tmp.path().join("bundle");
+    export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
+
+    let ckpt = Checkpoint::load(&ckpt_dir, Device::Cpu).unwrap();
+    assert_eq!(ckpt.model.spec.model_type, model_type, "model type must come from the checkpoint");
+    let clf = Classifier::from_dir(&bundle, ClassifierOptions::default()).unwrap();
+    assert_eq!(clf.model_type(), model_type);
+
+    // 1. encoder outputs (ColBERT: projected, normalised token embeddings), real tokens only
+    let texts = reference_sentences();
+    let batch = ckpt.tokenizer.encode_batch(&texts).unwrap();
+    let (tch_out, _mask) = tch::no_grad(|| match model_type {
+        ModelType::Colbert => ckpt.model.token_embeddings(&batch, false),
+        _ => ckpt.model.encode(&batch, false),
+    })
+    .unwrap();
+    let ort_out = clf.token_embeddings(&texts).unwrap();
+    let mut worst = 0f32;
+    for (i, rows) in ort_out.iter().enumerate() {
+        let n = batch.real_len(i);
+        assert_eq!(rows.nrows(), n, "text {i}: real token count");
+        let t: Vec<f32> = Vec::<f32>::try_from(tch_out.get(i as i64).narrow(0, 0, n as i64).flatten(0, -1)).unwrap();
+        let o: Vec<f32> = rows.iter().copied().collect();
+        worst = worst.max(max_abs_diff(&t, &o));
+    }
+    assert!(worst <= TOL, "{model_type}: encoder output max abs diff {worst} > {TOL}");
+
+    // 2. scores of every text against every label
+    let labels: Vec<String> =
+        ["Finance", "Microelectronics", "travel", "banking", "pto request", "weather"].map(String::from).to_vec();
+    let tch_scores = score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 4).unwrap();
+    let ort_scores = clf.classify(&texts, &labels).unwrap();
+    let worst = max_abs_diff(&tch_scores.concat(), &ort_scores.concat());
+    // ColBERT scores are scaled by score_scale (10): compare relative to that scale.
+    let tol = if model_type == ModelType::Colbert { TOL * 10.0 } else { TOL };
+    assert!(worst <= tol, "{model_type}: score max abs diff {worst} > {tol}");
+
+    // 3. the same evaluation through both stacks: top-1 within 0.005
+    let samples: Vec<_> = load_samples(&workspace_root().join("data/clinc150_unseen.json")).unwrap().into_iter().step_by(9).collect();
+    let eval_labels = unique_labels(&samples);
+    let tch_eval = evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &eval_labels, "all", 32).unwrap();
+    let ort_scores = clf.classify(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &eval_labels).unwrap();
+    let gold: Vec<Vec<usize>> = samples
+        .iter()
+        .map(|s| s.labels.iter().map(|l| eval_labels.iter().position(|x| x == l).unwrap()).collect())
+        .collect();
+    let (ort_top1, ort_at_k) = zsc_core::metrics::accuracy(&ort_scores, &gold);
+    let d = (ort_top1 - tch_eval.report.top1_accuracy).abs();
+    assert!(d <= 0.005, "{model_type}: top-1 tch {} vs onnx {ort_top1}", tch_eval.report.top1_accuracy);
+    assert!((ort_at_k - tch_eval.report.accuracy_at_k).abs() <= 0.005);
+}
+
+#[test]
+fn bi_encoder_tch_and_onnx_agree() {
+    check(ModelType::BiEncoder);
+}
+
+#[test]
+fn poly_encoder_tch_and_onnx_agree() {
+    check(ModelType::PolyEncoder);
+}
+
+#[test]
+fn colbert_tch_and_onnx_agree() {
+    check(ModelType::Colbert);
+}
