@@ -126,6 +126,9 @@ pub struct TrainConfig {
     pub label_template: Option<String>,
     /// Freeze the embeddings and the lowest N transformer layers.
     pub freeze_layers: usize,
+    /// Settings of `trainer create-dataset` (read by the datagen crate; ignored by training).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_dataset: Option<serde_yaml::Value>,
 }
 
 impl Default for TrainConfig {
@@ -154,6 +157,7 @@ impl Default for TrainConfig {
             colbert_dim: 128,
             label_template: None,
             freeze_layers: 0,
+            create_dataset: None,
         }
     }
 }
@@ -274,6 +278,12 @@ mod tests {
     fn bad_split_is_rejected() {
         let e = parse("split: {train: 0.5, val: 0.1, test: 0.1}\n").unwrap_err().to_string();
         assert!(e.contains("split"), "{e}");
+    }
+
+    #[test]
+    fn create_dataset_section_is_accepted() {
+        let c = parse("create_dataset:\n  n_topics: 5\n").unwrap();
+        assert!(c.create_dataset.is_some());
     }
 
     #[test]
