@@ -21,6 +21,8 @@ pub enum TrainerError {
     Model { path: PathBuf, message: String },
     #[error("training diverged at step {step}: loss is {loss} (the last good checkpoint is kept)")]
     NonFiniteLoss { step: usize, loss: f64 },
+    #[error("training diverged at step {step}: the gradient norm is {norm} (the last good checkpoint is kept)")]
+    NonFiniteGradient { step: usize, norm: f64 },
     #[error("{0}")]
     Invalid(String),
 }

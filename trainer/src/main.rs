@@ -66,7 +66,7 @@ struct EvalArgs {
     /// Data file (default: the one the checkpoint was trained with).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// train | val | test | all (default: test with the checkpoint's data, all with --data).
+    /// train | val | test | all (default: test on the data the checkpoint was trained with, else all).
     #[arg(long)]
     split: Option<String>,
     /// Score against the labels of this data file instead of those of the evaluated data.
@@ -180,10 +180,21 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let ckpt = Checkpoint::load(&a.model_path, device)
         .with_context(|| format!("loading checkpoint {}", a.model_path.display()))?;
     let info = &ckpt.info;
-    let (data_path, default_split) = match &a.data {
-        Some(p) => (p.clone(), Split::All),
-        None => (info.data.clone(), Split::Test),
+    let data_path = a.data.clone().unwrap_or_else(|| info.data.clone());
+    if !data_path.exists() {
+        anyhow::bail!(
+            "data file {} does not exist (relative paths resolve against the current directory; the checkpoint records {}): \
+             run from the repository root or pass --data FILE",
+            data_path.display(),
+            info.data.display()
+        );
+    }
+    // the test split only means something on the data the model was trained with
+    let same_as_trained = match (data_path.canonicalize(), info.data.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
     };
+    let default_split = if same_as_trained { Split::Test } else { Split::All };
     let split: Split = match &a.split {
         Some(s) => s.parse().context("--split")?,
         None => default_split,
@@ -194,8 +205,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         anyhow::bail!("the {split} split of {} is empty", data_path.display());
     }
     let labels = match &a.labels_from {
-        Some(p) => data::sorted_labels(&data::load_samples(p).with_context(|| format!("loading --labels-from {}", p.display()))?),
-        None => data::sorted_labels(&samples),
+        Some(p) => data::unique_labels(&data::load_samples(p).with_context(|| format!("loading --labels-from {}", p.display()))?),
+        None => data::unique_labels(&samples),
     };
     eprintln!(
         "evaluating {} ({}) on {} texts of the {split} split of {} against {} labels",

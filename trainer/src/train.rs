@@ -146,7 +146,8 @@ pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pai
     })
 }
 
-fn frozen(name: &str, freeze_layers: usize) -> bool {
+/// Whether `freeze_layers` keeps parameter `name` fixed (embeddings + the lowest N layers).
+pub fn frozen(name: &str, freeze_layers: usize) -> bool {
     if freeze_layers == 0 {
         return false;
     }
@@ -343,7 +344,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let grad_norm = opt.clip_grad_norm(cfg.max_grad_norm);
         if !grad_norm.is_finite() {
             pb.abandon();
-            return Err(TrainerError::NonFiniteLoss { step: step + 1, loss: grad_norm });
+            return Err(TrainerError::NonFiniteGradient { step: step + 1, norm: grad_norm });
         }
         let factor = lr_at(step, cfg.max_steps, cfg.warmup_ratio, 1.0);
         opt.step(factor);
@@ -416,4 +417,46 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     let steps_per_s = if train_time > 0.0 { (step - start_step) as f64 / train_time } else { 0.0 };
     Ok(TrainSummary { run_dir, start_step, steps: step, losses, val_losses, best_val_loss, steps_per_s })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freezing_covers_embeddings_and_lowest_layers() {
+        assert!(!frozen("embeddings.word_embeddings.weight", 0));
+        assert!(frozen("embeddings.word_embeddings.weight", 2));
+        assert!(frozen("encoder.layer.1.output.dense.weight", 2));
+        assert!(!frozen("encoder.layer.2.output.dense.weight", 2));
+        assert!(!frozen("encoder.layer.10.output.dense.weight", 2));
+        assert!(!frozen("poly.codes", 2));
+    }
+
+    #[test]
+    fn batches_are_seeded_epoch_permutations() {
+        let mut plan = BatchPlan::new(10, 3, 5);
+        assert_eq!(plan.batches_per_epoch(), 3);
+        let epoch0: Vec<usize> = (0..3).flat_map(|s| plan.batch(s)).collect();
+        let mut sorted = epoch0.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 9, "no pair twice within an epoch");
+        let epoch1: Vec<usize> = (3..6).flat_map(|s| plan.batch(s)).collect();
+        assert_ne!(epoch0, epoch1, "each epoch has its own order");
+        // stateless: any step can be asked for first (what --resume relies on)
+        assert_eq!(BatchPlan::new(10, 3, 5).batch(4), plan.batch(4));
+        assert_ne!(BatchPlan::new(10, 3, 6).batch(0), BatchPlan::new(10, 3, 5).batch(0));
+    }
+
+    #[test]
+    fn bce_loss_by_hand() {
+        // 2 pairs, different texts and labels: identity targets; logits 0 everywhere -> ln 2
+        let pairs = vec![Pair { text: "a".into(), label: "x".into() }, Pair { text: "b".into(), label: "y".into() }];
+        let logits = Tensor::zeros([2, 2], (tch::Kind::Float, tch::Device::Cpu));
+        assert!((batch_loss(&logits, &pairs, None).double_value(&[]) - 2f64.ln()).abs() < 1e-6);
+        // pos_weight = negatives/positives = 1 here (scale 3 -> 3): positives weigh 3 -> mean (3+3+1+1)/4 ln 2
+        let l = batch_loss(&logits, &pairs, Some(3.0)).double_value(&[]);
+        assert!((l - 2.0 * 2f64.ln()).abs() < 1e-6, "{l}");
+    }
 }

@@ -2,80 +2,20 @@
 //! falling loss, best/ and last/ checkpoints with exact weight names, model type re-detected from
 //! the checkpoint, `trainer eval --json`, seeded determinism and exact `--resume`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tch::Device;
 use trainer::checkpoint::Checkpoint;
 use trainer::train::read_metrics;
 use trainer::{train, TrainOptions};
-use zsc_core::fixtures::{write_tiny_bert, TinyBert};
+use zsc_core::fixtures::TinyBert;
 use zsc_core::manifest::{checkpoint_files, tensor_names};
 use zsc_core::metrics::EvalReport;
 use zsc_core::{ModelType, TrainConfig};
 
-const TOPICS: [(&str, [&str; 5]); 6] = [
-    ("weather", ["rain", "sunny", "snow", "forecast", "storm"]),
-    ("music", ["song", "guitar", "concert", "album", "piano"]),
-    ("banking", ["account", "transfer", "loan", "deposit", "balance"]),
-    ("travel", ["flight", "hotel", "airport", "passport", "luggage"]),
-    ("cooking", ["recipe", "oven", "pasta", "soup", "bake"]),
-    ("sports", ["football", "tennis", "goal", "match", "score"]),
-];
-const FRAMES: [&str; 3] = ["tell me about the {}", "i need help with my {} now", "what about {} today"];
-
-fn write_data(path: &Path) {
-    let mut samples = Vec::new();
-    for (label, words) in TOPICS {
-        for w in words {
-            for f in FRAMES {
-                samples.push(serde_json::json!({"text": f.replace("{}", w), "labels": [label]}));
-            }
-        }
-    }
-    // a few multi-label samples
-    samples.push(serde_json::json!({"text": "book a flight and a hotel with my account", "labels": ["travel", "banking"]}));
-    samples.push(serde_json::json!({"text": "songs to play while i bake", "labels": ["music", "cooking"]}));
-    std::fs::write(path, serde_json::to_string(&samples).unwrap()).unwrap();
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    cfg: TrainConfig,
-}
-
-fn setup(model_type: ModelType, run_name: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    write_tiny_bert(&root.join("tiny-bert"), TinyBert::default()).unwrap();
-    write_data(&root.join("data.json"));
-    let cfg = TrainConfig {
-        model_type,
-        base_model: root.join("tiny-bert").to_string_lossy().into(),
-        data: root.join("data.json"),
-        output_dir: root.join("runs"),
-        run_name: run_name.into(),
-        device: "cpu".into(),
-        max_length: 16,
-        batch_size: 8,
-        learning_rate: 2e-3,
-        head_learning_rate: Some(5e-3),
-        warmup_ratio: 0.1,
-        max_steps: 20,
-        val_every: 5,
-        val_batches: 2,
-        n_code_vectors: 4,
-        colbert_dim: 16,
-        seed: 7,
-        ..TrainConfig::default()
-    };
-    Setup { _dir: dir, root, cfg }
-}
-
-fn mean(v: &[(usize, f64)]) -> f64 {
-    v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64
-}
+mod common;
+use common::{mean, setup};
 
 fn eval_json(model_path: &Path, extra: &[&str]) -> EvalReport {
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -146,7 +86,7 @@ fn check_architecture(model_type: ModelType) {
     assert!((0.0..=1.0).contains(&report.top1_accuracy) && (0.0..=1.0).contains(&report.accuracy_at_k));
     // the library gives the same numbers
     let samples = zsc_core::data::load_samples(&s.root.join("data.json")).unwrap();
-    let labels = zsc_core::data::sorted_labels(&samples);
+    let labels = zsc_core::data::unique_labels(&samples);
     let lib = trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, "all", 64).unwrap();
     assert!((lib.report.top1_accuracy - report.top1_accuracy).abs() < 1e-9);
 }
@@ -164,30 +104,6 @@ fn poly_encoder_trains_and_evaluates() {
 #[test]
 fn colbert_trains_and_evaluates() {
     check_architecture(ModelType::Colbert);
-}
-
-#[test]
-fn seeded_runs_repeat_and_resume_is_exact() {
-    let full = setup(ModelType::Colbert, "full");
-    let a = train(&full.cfg, &TrainOptions::default()).unwrap();
-
-    let mut cfg = full.cfg.clone();
-    cfg.run_name = "interrupted".into();
-    let b1 = train(&cfg, &TrainOptions { stop_after: Some(10), ..Default::default() }).unwrap();
-    assert_eq!(b1.steps, 10);
-    assert_eq!(b1.losses, a.losses[..10].to_vec(), "same seed, same losses");
-    let state = Checkpoint::load(&cfg.output_dir.join("interrupted/last"), Device::Cpu).unwrap().trainer_state().unwrap();
-    assert_eq!(state.step, 10);
-
-    let b2 = train(&cfg, &TrainOptions { resume: true, ..Default::default() }).unwrap();
-    assert_eq!(b2.start_step, 10);
-    assert_eq!(b2.losses.first().map(|l| l.0), Some(11));
-    for ((sa, la), (sb, lb)) in a.losses[10..].iter().zip(&b2.losses) {
-        assert_eq!(sa, sb);
-        assert!((la - lb).abs() <= 1e-6, "step {sa}: {la} vs resumed {lb}");
-    }
-    let metrics = read_metrics(&cfg.output_dir.join("interrupted/metrics.jsonl"));
-    assert_eq!(metrics.iter().map(|m| m.step).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
 }
 
 #[test]
@@ -224,4 +140,48 @@ fn cli_train_flags_override_config_and_leftover_temp_dirs_are_tolerated() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ckpt"));
+}
+
+fn tensor_bytes(path: &Path, name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name).unwrap().data().to_vec()
+}
+
+#[test]
+fn freeze_layers_keeps_embeddings_and_lowest_layers_fixed() {
+    let mut s = setup(ModelType::BiEncoder, "frozen");
+    s.cfg.freeze_layers = 1;
+    s.cfg.max_steps = 3;
+    s.cfg.val_every = 3;
+    train(&s.cfg, &TrainOptions::default()).unwrap();
+    let base = s.root.join("tiny-bert/model.safetensors");
+    let trained = s.cfg.output_dir.join("frozen/last").join(checkpoint_files::WEIGHTS);
+    for name in ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight"] {
+        assert_eq!(tensor_bytes(&base, name), tensor_bytes(&trained, name), "{name} must stay frozen");
+    }
+    let name = "encoder.layer.1.attention.self.query.weight";
+    assert_ne!(tensor_bytes(&base, name), tensor_bytes(&trained, name), "{name} must train");
+}
+
+#[test]
+fn diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    let mut s = setup(ModelType::BiEncoder, "diverge");
+    s.cfg.max_steps = 8;
+    s.cfg.val_every = 2;
+    train(&s.cfg, &TrainOptions { stop_after: Some(2), ..Default::default() }).unwrap();
+    let last = s.cfg.output_dir.join("diverge/last");
+    let good = std::fs::read(last.join(checkpoint_files::WEIGHTS)).unwrap();
+    // continue with an absurd learning rate: the weights blow up after one update
+    let mut cfg = s.cfg.clone();
+    cfg.learning_rate = 1e30;
+    cfg.head_learning_rate = Some(1e30);
+    let err = train(&cfg, &TrainOptions { resume: true, ..Default::default() }).unwrap_err();
+    assert!(
+        matches!(err, trainer::TrainerError::NonFiniteLoss { .. } | trainer::TrainerError::NonFiniteGradient { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("diverged") && err.to_string().contains("last good checkpoint"), "{err}");
+    assert_eq!(std::fs::read(last.join(checkpoint_files::WEIGHTS)).unwrap(), good, "last/ must keep the good weights");
+    assert_eq!(zsc_core::CheckpointInfo::load(&last).unwrap().step, 2);
 }
