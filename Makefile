@@ -9,6 +9,8 @@ demo: setup
 	bash scripts/demo.sh
 
 test: setup
+	@# production apps embed runtime/export without libtorch: fail if tch ever creeps in
+	@! cargo tree -p runtime -p export -e normal,build | grep -E ' (tch|torch-sys) v'
 	cargo test --workspace --no-fail-fast
 
 bench: setup
