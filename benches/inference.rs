@@ -1,58 +1,121 @@
-//! Inference throughput of the runtime (criterion): MiniLM exported as a bi-encoder, plus the
-//! three tiny test models, classifying a batch of mixed-length texts against cached labels.
+//! Inference speed of the runtime (criterion), on the real MiniLM exported as each architecture.
 //!
-//! `cargo bench -p runtime --bench inference` (bundles are exported into the target tmp folder first).
+//! ```text
+//! cargo bench -p runtime                  # from the workspace root; nothing to export by hand
+//! cargo bench -p runtime -- bi_encoder    # one architecture
+//! ZSC_BENCH_FULL=1 cargo bench -p runtime # also 256 long texts per call (slow: ~10 s per pass)
+//! ```
+//! Bundles come from `benches/speed_bundles.rs` (cached in `target/speed-bundles/`, built on first
+//! use): `models/all-MiniLM-L6-v2` as a bi-encoder, and with random untrained poly/ColBERT heads
+//! (speed does not depend on the weights' values). For each architecture:
+//! - `latency_1_text_300_labels/{short,long}`: one text against 300 cached labels;
+//! - `throughput/{short,long}_{32,256}`: one `classify_with` call of 32 or 256 texts (batch size 32);
+//! - `encode_300_labels`: encoding 300 labels into a `LabelCache`.
+//!
+//! Short texts are real CLINC150 test texts of about 16 tokens (`data/clinc150_test.json`); long
+//! texts (about 128 tokens, the bundles' max_length) are consecutive CLINC150 texts joined by ". ".
+//! The 300 labels are CLINC150's 150 intents plus the same 150 as "question about <intent>".
+//! ONNX Runtime uses 2 intra-op threads. Timings are not run in CI (no timed tests).
 
-use std::path::{Path, PathBuf};
+mod speed_bundles;
+
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runtime::{Classifier, ClassifierOptions};
-use zsc_core::fixtures::{base_model_dir, write_tiny_bert, TinyBert};
+use zsc_core::tokenize::TextTokenizer;
 
-const TEXTS: [&str; 8] = [
-    "hi",
-    "how do i transfer money to my savings account",
-    "set an alarm for six",
-    "what is a good recipe for banana bread with walnuts and a little cinnamon on top",
-    "my card was declined",
-    "book a table for two at the italian place downtown for friday night at eight",
-    "weather tomorrow",
-    "i would like to know the balance of my checking account and my last three transactions",
-];
-const LABELS: [&str; 10] =
-    ["banking", "cooking", "alarm", "restaurant reservation", "weather", "travel", "music", "sports", "shopping", "health"];
+const THREADS: usize = 2;
+const SHORT_TOKENS: std::ops::RangeInclusive<usize> = 14..=18;
+const LONG_TOKENS: usize = 120;
 
-fn bench_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-bundles")
+struct Workload {
+    short: Vec<String>,
+    long: Vec<String>,
+    labels: Vec<String>,
 }
 
-fn export(src: &Path, name: &str) -> PathBuf {
-    let out = bench_dir().join(name);
-    export::export_bundle(src, &out, &export::ExportOptions::default()).expect("export");
-    out
+fn token_count(tok: &TextTokenizer, text: &str) -> usize {
+    tok.encode_batch(&[text]).map(|b| b.real_len(0)).unwrap_or(0)
+}
+
+/// Short and long texts measured with the bundle's own tokenizer ([CLS]/[SEP] included).
+fn workload(tokenizer_json: &std::path::Path) -> Workload {
+    let (texts, intents) = speed_bundles::load_clinc(&speed_bundles::clinc_test_path()).expect("CLINC150 test data");
+    // Untruncated counts for building long texts; the bundle truncates at max_length anyway.
+    let tok = TextTokenizer::from_file(tokenizer_json, 512).expect("tokenizer");
+    let short: Vec<String> =
+        texts.iter().filter(|t| SHORT_TOKENS.contains(&token_count(&tok, t))).take(256).cloned().collect();
+    assert!(short.len() >= 256, "only {} CLINC150 texts have {SHORT_TOKENS:?} tokens", short.len());
+    let mut long = Vec::with_capacity(256);
+    let mut current = String::new();
+    for t in texts.iter().cycle() {
+        if long.len() == 256 {
+            break;
+        }
+        if !current.is_empty() {
+            current.push_str(". ");
+        }
+        current.push_str(t);
+        if token_count(&tok, &current) >= LONG_TOKENS {
+            long.push(std::mem::take(&mut current));
+        }
+    }
+    let mut labels = intents.clone();
+    labels.extend(intents.iter().map(|l| format!("question about {l}")));
+    assert_eq!(labels.len(), 300, "CLINC150 should have 150 intents");
+    Workload { short, long, labels }
 }
 
 fn bench(c: &mut Criterion) {
-    let tiny_src = bench_dir().join("tiny-checkpoint");
-    write_tiny_bert(&tiny_src, TinyBert::default()).expect("tiny bert");
-    let mut bundles = vec![("tiny_bi", export(&tiny_src, "tiny-bi"))];
-    if base_model_dir().join("model.safetensors").exists() {
-        bundles.push(("minilm_bi", export(&base_model_dir(), "minilm-bi")));
-    }
-    let texts: Vec<&str> = TEXTS.iter().cycle().take(64).copied().collect();
-    let mut group = c.benchmark_group("classify_64_texts_10_labels");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(texts.len() as u64));
-    for (name, dir) in &bundles {
-        for batch_size in [8, 32] {
-            let clf = Classifier::from_dir(dir, ClassifierOptions::default().with_batch_size(batch_size)).expect("load");
-            let cache = clf.encode_labels(&LABELS).expect("labels");
-            group.bench_with_input(BenchmarkId::new(*name, format!("batch{batch_size}")), &texts, |b, texts| {
+    let full = std::env::var_os("ZSC_BENCH_FULL").is_some();
+    let mut workload_cache: Option<Workload> = None;
+    for model_type in speed_bundles::ALL_TYPES {
+        let dir = speed_bundles::ensure_speed_bundle(model_type).expect("speed bundle");
+        println!(
+            "[{model_type}] bundle {} (real MiniLM {}{})",
+            dir.display(),
+            zsc_core::fixtures::base_model_dir().display(),
+            if model_type == zsc_core::ModelType::BiEncoder { "" } else { " + random untrained head" }
+        );
+        let w = workload_cache.get_or_insert_with(|| workload(&dir.join("tokenizer.json")));
+        let clf = Classifier::from_dir(&dir, ClassifierOptions::default().with_intra_threads(THREADS).with_batch_size(32))
+            .expect("load bundle");
+        let cache = clf.encode_labels(&w.labels).expect("labels");
+
+        let mut group = c.benchmark_group(format!("{model_type}/latency_1_text_300_labels"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(1));
+        for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
+            group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
+                b.iter(|| clf.classify_with(&[text.as_str()], &cache).expect("classify"))
+            });
+        }
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{model_type}/throughput"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+        let mut cases = vec![("short", &w.short, 32), ("short", &w.short, 256), ("long", &w.long, 32)];
+        if full {
+            cases.push(("long", &w.long, 256));
+        }
+        for (name, texts, n) in cases {
+            let texts = &texts[..n];
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(format!("{name}_{n}")), texts, |b, texts| {
                 b.iter(|| clf.classify_with(texts, &cache).expect("classify"))
             });
         }
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{model_type}/encode_labels"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+        group.throughput(Throughput::Elements(w.labels.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(w.labels.len()), &w.labels, |b, labels| {
+            b.iter(|| clf.encode_labels(labels).expect("encode labels"))
+        });
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, bench);
