@@ -63,7 +63,7 @@ impl BertConfig {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.hidden_size == 0 || self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(TrainerError::model(
                 path,
                 format!(

@@ -44,6 +44,7 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("BCE loss")
         .label_style(("sans-serif", 16))
         .draw()
