@@ -395,3 +395,38 @@ async fn multipart_lfs_upload_round_trips() {
     let empty = tempfile::tempdir().unwrap();
     assert!(offline.pull_repo("carol/big", "main", empty.path()).await.is_err(), "no earlier copy: an error");
 }
+
+/// Issue 6 end to end: an exported bundle pushed to the Hub stand-in, pulled back by the
+/// synchronous `pull` the CLIs use, loads in the runtime and classifies.
+#[test]
+fn pushed_bundle_pulls_back_and_classifies() {
+    let (url, _state) = start_hub();
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("tiny-bert");
+    zsc_core::fixtures::write_tiny_bert(&base, zsc_core::fixtures::TinyBert::default()).unwrap();
+    let bundle = work.path().join("bundle");
+    export::export_bundle(
+        &base,
+        &bundle,
+        &export::ExportOptions { model_type: Some(zsc_core::ModelType::BiEncoder), ..Default::default() },
+    )
+    .unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = HubClient::new(&url, Some(Secret::new(TOKEN))).unwrap();
+    rt.block_on(client.push_folder(&bundle, "dana/zsc-bundle", false, "main", None)).expect("push");
+    drop(rt);
+
+    let cache = tempfile::tempdir().unwrap();
+    let pulled = datagen::pull("dana/zsc-bundle", "main", cache.path(), Some(&url)).expect("pull");
+    assert_eq!(read_tree(&pulled), read_tree(&bundle), "pulled bundle differs from the pushed one");
+
+    let local = runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();
+    let remote = runtime::Classifier::from_dir(&pulled, runtime::ClassifierOptions::default()).unwrap();
+    let texts = ["how do i transfer money", "what a lovely sunny day"];
+    let labels = ["banking", "weather", "music"];
+    let a = local.classify(&texts, &labels).unwrap();
+    let b = remote.classify(&texts, &labels).unwrap();
+    assert_eq!(a, b);
+    assert!(b.iter().flatten().all(|s| s.is_finite()));
+}
