@@ -15,11 +15,13 @@
 
 pub mod classifier;
 pub mod error;
+pub mod multilabel;
 pub mod options;
 pub mod ort_env;
 pub mod scoring;
 
 pub use classifier::{rank, Classifier, LabelCache, LabelScore};
 pub use error::{Result, RuntimeError};
+pub use multilabel::{best_micro_f1_threshold, restrict_to_samples, sample_key, ProtocolReport, SampleKey};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
 pub use scoring::{sigmoid, MaxSim, MeanPool, PolyAttention};

@@ -2,18 +2,22 @@
 //!
 //! ```text
 //! zsc classify --model BUNDLE --label banking --label cooking "how do i transfer money"
-//! zsc eval --model BUNDLE [--data FILE] [--split test] [--labels-from FILE] [--json]
+//! zsc eval --model BUNDLE [--data FILE] [--split test] [--labels-from FILE] [--restrict-to FILE]
+//!          [--tune-threshold | --threshold P] [--json]
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use runtime::{Classifier, ClassifierOptions, ExecutionProvider, LabelScore};
-use zsc_core::data::{load_samples, select_split, unique_labels};
-use zsc_core::metrics::{accuracy, EvalReport};
+use runtime::{
+    best_micro_f1_threshold, restrict_to_samples, sample_key, Classifier, ClassifierOptions, ExecutionProvider, LabelCache, LabelScore,
+    ProtocolReport, SampleKey,
+};
+use zsc_core::data::{load_samples, select_split, unique_labels, Sample};
+use zsc_core::metrics::{accuracy, f1_at_threshold, EvalReport};
 use zsc_core::{Split, SplitRatios};
 
 #[derive(Parser, Debug)]
@@ -85,6 +89,17 @@ struct EvalArgs {
     /// Use this data file's unique labels as the candidate set (e.g. to add distractors).
     #[arg(long, value_name = "FILE")]
     labels_from: Option<PathBuf>,
+    /// Keep only samples that also occur in this data file, same text and labels (e.g. `data/nlupp.json`:
+    /// the NLU++ part of the training file's split); candidate labels are then those of the kept samples.
+    #[arg(long, value_name = "FILE")]
+    restrict_to: Option<PathBuf>,
+    /// Multi-label F1: tune the decision threshold for the best micro-F1 on the val split of the same
+    /// data (same restriction and candidate labels), then report micro/macro F1 at it.
+    #[arg(long, conflicts_with = "threshold")]
+    tune_threshold: bool,
+    /// Multi-label F1 at this probability threshold (a pair is predicted when sigmoid(score) > P).
+    #[arg(long, value_name = "P")]
+    threshold: Option<f64>,
     /// Print the report as JSON on the last stdout line.
     #[arg(long)]
     json: bool,
@@ -236,29 +251,120 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         SplitRatios::default()
     });
     let seed = manifest.seed.unwrap_or(42);
-    let samples = load_samples(&data).with_context(|| format!("loading {}", data.display()))?;
-    let samples = select_split(&samples, ratios, seed, split);
+    let all_samples = load_samples(&data).with_context(|| format!("loading {}", data.display()))?;
+    let restrict: Option<HashSet<SampleKey>> = match &args.restrict_to {
+        Some(f) => Some(
+            load_samples(f)
+                .with_context(|| format!("loading --restrict-to {}", f.display()))?
+                .iter()
+                .map(sample_key)
+                .collect(),
+        ),
+        None => None,
+    };
+    let pick = |split: Split| -> Vec<Sample> {
+        let chosen = select_split(&all_samples, ratios, seed, split);
+        match &restrict {
+            Some(keep) => restrict_to_samples(chosen, keep),
+            None => chosen,
+        }
+    };
+    let samples = pick(split);
     if samples.is_empty() {
-        bail!("split `{split}` of {} is empty", data.display());
+        match &args.restrict_to {
+            Some(f) => bail!("no sample of split `{split}` of {} occurs in {}", data.display(), f.display()),
+            None => bail!("split `{split}` of {} is empty", data.display()),
+        }
     }
     let labels = match &args.labels_from {
         Some(f) => unique_labels(&load_samples(f).with_context(|| format!("loading labels from {}", f.display()))?),
         None => unique_labels(&samples),
     };
     let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
-    let gold: Vec<Vec<usize>> =
-        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect();
+    let gold_of = |samples: &[Sample]| -> Vec<Vec<usize>> {
+        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect()
+    };
+    let gold = gold_of(&samples);
     let uncovered = gold.iter().filter(|g| g.is_empty()).count();
     if uncovered > 0 {
         tracing::warn!("{uncovered} text(s) have no gold label among the candidate labels; they count as misses");
     }
     eprintln!(
-        "evaluating {} text(s) of {} (split {split}) against {} label(s)",
+        "evaluating {} text(s) of {} (split {split}{}) against {} label(s)",
         samples.len(),
         data.display(),
+        args.restrict_to.as_ref().map(|f| format!(", restricted to {}", f.display())).unwrap_or_default(),
         labels.len()
     );
     let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let scores = score_all(&clf, &cache, &samples)?;
+    let (top1, at_k) = accuracy(&scores, &gold);
+    let mut report = ProtocolReport::new(EvalReport {
+        split: split.to_string(),
+        n_texts: samples.len(),
+        n_labels: labels.len(),
+        top1_accuracy: top1,
+        accuracy_at_k: at_k,
+    });
+    report.restricted_to = args.restrict_to.as_ref().map(|f| f.display().to_string());
+    report.labels_from = args.labels_from.as_ref().map(|f| f.display().to_string());
+
+    let threshold_logit: Option<f32> = if args.tune_threshold {
+        if split == Split::All || split == Split::Val {
+            bail!("--tune-threshold tunes on the val split, so evaluate --split test (or train), not `{split}`");
+        }
+        let val = pick(Split::Val);
+        let val_gold = gold_of(&val);
+        eprintln!("tuning the threshold on {} val text(s)", val.len());
+        let val_scores = score_all(&clf, &cache, &val)?;
+        let (t, f1) = best_micro_f1_threshold(&val_scores, &val_gold).with_context(|| {
+            format!("cannot tune a threshold: the val split of {} has no gold pair among the candidate labels", data.display())
+        })?;
+        report.threshold_source = Some("val".into());
+        report.val_micro_f1 = Some(f1);
+        Some(t)
+    } else if let Some(p) = args.threshold {
+        if !(p > 0.0 && p < 1.0) {
+            bail!("--threshold must be a probability strictly between 0 and 1, got {p}");
+        }
+        report.threshold_source = Some("given".into());
+        Some((p / (1.0 - p)).ln() as f32)
+    } else {
+        None
+    };
+    if let Some(t) = threshold_logit {
+        // F1 on the logits: same decisions as on sigmoid probabilities, without f32 saturation
+        let (micro, macro_) = f1_at_threshold(&scores, &gold, labels.len(), t);
+        report.threshold_logit = Some(t as f64);
+        report.threshold = Some(1.0 / (1.0 + (-(t as f64)).exp()));
+        report.micro_f1 = Some(micro);
+        report.macro_f1 = Some(macro_);
+    }
+
+    let r = &report.report;
+    println!("split         {}", r.split);
+    println!("texts         {}", r.n_texts);
+    println!("labels        {}", r.n_labels);
+    println!("top1 accuracy {:.4}", r.top1_accuracy);
+    println!("accuracy@k    {:.4}", r.accuracy_at_k);
+    if let (Some(t), Some(tl), Some(micro), Some(macro_)) =
+        (report.threshold, report.threshold_logit, report.micro_f1, report.macro_f1)
+    {
+        println!("threshold     p={t:.6} (score {tl:.4}, {})", report.threshold_source.as_deref().unwrap_or(""));
+        if let Some(v) = report.val_micro_f1 {
+            println!("val micro-F1  {v:.4}");
+        }
+        println!("micro-F1      {micro:.4}");
+        println!("macro-F1      {macro_:.4}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+/// Scores of every sample's text against the cached labels, with a progress bar.
+fn score_all(clf: &Classifier, cache: &LabelCache, samples: &[Sample]) -> Result<Vec<Vec<f32>>> {
     let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
     let bar = indicatif::ProgressBar::new(texts.len() as u64);
     bar.set_style(
@@ -267,27 +373,11 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     );
     let mut scores = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(256) {
-        scores.extend(clf.classify_with(chunk, &cache).context("classifying")?);
+        scores.extend(clf.classify_with(chunk, cache).context("classifying")?);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    let (top1, at_k) = accuracy(&scores, &gold);
-    let report = EvalReport {
-        split: split.to_string(),
-        n_texts: samples.len(),
-        n_labels: labels.len(),
-        top1_accuracy: top1,
-        accuracy_at_k: at_k,
-    };
-    println!("split         {}", report.split);
-    println!("texts         {}", report.n_texts);
-    println!("labels        {}", report.n_labels);
-    println!("top1 accuracy {:.4}", report.top1_accuracy);
-    println!("accuracy@k    {:.4}", report.accuracy_at_k);
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    }
-    Ok(())
+    Ok(scores)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
