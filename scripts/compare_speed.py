@@ -481,6 +481,12 @@ def main():
     for arch in ARGS.archs:
         all_results[arch] = bench_arch(arch, bundles[arch], binary, workload_path, texts, labels)
         r = all_results[arch]
+        # Written after every architecture, so a long run that gets interrupted keeps what it measured.
+        ARGS.out.parent.mkdir(parents=True, exist_ok=True)
+        ARGS.out.with_suffix(".partial.json").write_text(json.dumps(
+            {"machine": machine, "workload": stats, "results": {
+                a: {k: ({kk: vv for kk, vv in v.items() if kk != "top1"} if isinstance(v, dict) else v)
+                    for k, v in res.items()} for a, res in all_results.items()}}, indent=2))
         log(f"[{arch}] " + ", ".join(f"{k}: {v['texts_per_s']:.0f}/s" for k, v in r.items() if not k.startswith("_")))
 
     systems = ["ours", "bare-ort", "py-ort", "py-ort-sorted", "torch", "sentence-transformers"]

@@ -128,7 +128,7 @@ def python_steps_per_s():
         opt.step()
         sched.step()
         times.append(time.perf_counter() - t0)
-    return {"steps_per_s": ARGS.steps / sum(times[ARGS.warmup:]), "last_loss": float(loss)}
+    return {"steps_per_s": ARGS.steps / sum(times[ARGS.warmup:]), "last_loss": float(loss.detach())}
 
 
 def main():
