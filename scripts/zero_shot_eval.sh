@@ -79,10 +79,16 @@ row["eval_seconds"] = eval_seconds
 if run:
     recs = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if l.strip()]
     if recs:
-        last = recs[-1]
-        row["train_steps"] = last["step"]
-        row["train_seconds"] = round(last["elapsed"], 1)
-        row["steps_per_s"] = round(last["steps_per_s"], 3)
+        # a --resume'd run restarts `elapsed` and `steps_per_s`: add up the segments
+        segments, start = [], 0
+        for i, r in enumerate(recs):
+            if i + 1 == len(recs) or recs[i + 1]["elapsed"] < r["elapsed"]:
+                segments.append((r["step"] - start, r["elapsed"], r["steps_per_s"]))
+                start = r["step"]
+        row["train_steps"] = recs[-1]["step"]
+        row["train_seconds"] = round(sum(e for _, e, _ in segments), 1)
+        row["steps_per_s"] = round(recs[-1]["step"] / sum(n / v for n, _, v in segments if v > 0), 3)
+        row["train_segments"] = len(segments)
 print(json.dumps(row))
 if markdown == "1":
     train = (f"{row['train_seconds'] / 60:.1f} min, {row['train_steps']} steps, {row['steps_per_s']:.2f}"
