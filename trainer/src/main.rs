@@ -20,7 +20,12 @@ enum Command {
     Train(TrainArgs),
     /// Score every text of a split against all labels and print top-1 accuracy and accuracy@k.
     Eval(EvalArgs),
-    // `create-dataset` and `push` are wired in by the datagen integration.
+    /// Generate a training set through an OpenAI-compatible chat-completions endpoint.
+    CreateDataset(datagen::CreateDatasetArgs),
+    /// Upload a checkpoint or bundle folder to the Hugging Face Hub (private by default).
+    Push(datagen::PushArgs),
+    /// Download a Hub repo (checkpoint, bundle or base model) into a local folder.
+    Pull(datagen::PullArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +101,9 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => run_train(a),
         Command::Eval(a) => run_eval(a),
+        Command::CreateDataset(a) => datagen::run_create_dataset(a),
+        Command::Push(a) => datagen::run_push(a),
+        Command::Pull(a) => datagen::run_pull(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -147,9 +155,26 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
     }
 }
 
+/// A base model given as a Hub repo id (`user/name`) rather than a local folder is downloaded
+/// once into `$ZSC_HUB_CACHE` (default `~/.cache/zsc/hub`); local folders always win.
+fn resolve_base_model(cfg: &mut TrainConfig) -> Result<()> {
+    let local = Path::new(&cfg.base_model);
+    if local.exists() || !cfg.base_model.contains('/') || cfg.base_model.starts_with('.') || cfg.base_model.starts_with('/') {
+        return Ok(());
+    }
+    let cache = std::env::var_os("ZSC_HUB_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/zsc/hub")
+    });
+    let dir = datagen::pull(&cfg.base_model, "main", &cache, None)
+        .with_context(|| format!("base_model {:?} is not a local folder; fetching it from the Hugging Face Hub", cfg.base_model))?;
+    cfg.base_model = dir.to_string_lossy().into_owned();
+    Ok(())
+}
+
 fn run_train(a: TrainArgs) -> Result<()> {
     let mut cfg = load_config(a.config.as_deref())?;
     apply_flags(&mut cfg, &a);
+    resolve_base_model(&mut cfg)?;
     if a.resume {
         // continue with the run's own resolved settings (flags still win)
         let saved = cfg.output_dir.join(&cfg.run_name).join("config.yml");
