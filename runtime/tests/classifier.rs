@@ -342,6 +342,16 @@ fn load_errors_name_the_file() {
     assert!(matches!(e, RuntimeError::InvalidOption { option: "batch_size", .. }));
 }
 
+/// A bundle cut short while being copied: half an `encoder.onnx` is an error naming the file.
+#[test]
+fn truncated_encoder_onnx_is_an_error() {
+    let d = copy_bundle(&common::bundles().poly, "truncated-onnx");
+    let bytes = std::fs::read(d.join("encoder.onnx")).unwrap();
+    std::fs::write(d.join("encoder.onnx"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_err(&d);
+    assert!(e.contains("encoder.onnx"), "{e}");
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_without_the_feature_is_a_clear_error() {
