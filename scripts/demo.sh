@@ -3,7 +3,7 @@
 # export it to an ONNX bundle, and classify a few texts against labels it never trained on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${DEMO_STEPS:-150}
+STEPS=${DEMO_STEPS:-100}
 RUN=quickstart
 
 echo "== build"
