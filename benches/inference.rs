@@ -1,9 +1,10 @@
 //! Inference speed of the runtime (criterion), on the real MiniLM exported as each architecture.
 //!
 //! ```text
-//! cargo bench -p runtime                  # from the workspace root; nothing to export by hand
+//! cargo bench                             # from the workspace root; nothing to export by hand
+//! cargo bench -p runtime                  # the same benches, only the runtime crate built
 //! cargo bench -p runtime -- bi_encoder    # one architecture
-//! ZSC_BENCH_FULL=1 cargo bench -p runtime # also 256 long texts per call (slow: ~10 s per pass)
+//! ZSC_BENCH_QUICK=1 cargo bench -p runtime # without 256 long texts per call (the slowest case)
 //! ```
 //! Bundles come from `benches/speed_bundles.rs` (cached in `target/speed-bundles/`, built on first
 //! use): `models/all-MiniLM-L6-v2` as a bi-encoder, and with random untrained poly/ColBERT heads
@@ -68,7 +69,8 @@ fn workload(tokenizer_json: &std::path::Path) -> Workload {
 }
 
 fn bench(c: &mut Criterion) {
-    let full = std::env::var_os("ZSC_BENCH_FULL").is_some();
+    // ZSC_BENCH_QUICK=1 skips the slowest case (256 long texts, ~10 s per call on 2 cores).
+    let quick = std::env::var_os("ZSC_BENCH_QUICK").is_some();
     let mut workload_cache: Option<Workload> = None;
     for model_type in speed_bundles::ALL_TYPES {
         let dir = speed_bundles::ensure_speed_bundle(model_type).expect("speed bundle");
@@ -96,7 +98,7 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("{model_type}/throughput"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
         let mut cases = vec![("short", &w.short, 32), ("short", &w.short, 256), ("long", &w.long, 32)];
-        if full {
+        if !quick {
             cases.push(("long", &w.long, 256));
         }
         for (name, texts, n) in cases {

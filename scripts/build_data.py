@@ -7,6 +7,9 @@ Outputs (all JSON lists of {"text": ..., "labels": [...]}):
                             (multi-label). The trainer splits it seeded, sample-level.
   data/clinc150_unseen.json CLINC150 test utterances of the 3 held-out domains (never trained on):
                             the zero-shot check on unseen labels.
+  data/clinc150_unseen_dev.json CLINC150 *val* utterances of the same 3 held-out domains: a
+                            separate zero-shot dev set (the trainer's `probe_data`, recipe choices),
+                            so the reported numbers on clinc150_unseen.json are never tuned on.
   data/clinc150_test.json   CLINC150 test utterances of all 10 domains (150 intents).
   data/nlupp.json           NLU++ alone (multi-label).
 """
@@ -71,7 +74,7 @@ def main():
     domains = json.loads((src / "clinc150" / "domains.json").read_text())
     held_out = {i for d in HELD_OUT_DOMAINS for i in domains[d]}
 
-    seen, unseen_test, all_test = [], [], []
+    seen, unseen_test, unseen_dev, all_test = [], [], [], []
     for part in ("train", "val", "test"):
         for text, intent in clinc[part]:
             s = {"text": text.strip(), "labels": [clinc_label(intent)]}
@@ -79,6 +82,8 @@ def main():
                 seen.append(s)
             elif part == "test":
                 unseen_test.append(s)
+            elif part == "val":
+                unseen_dev.append(s)
             if part == "test":
                 all_test.append(s)
 
@@ -94,6 +99,7 @@ def main():
 
     write(out / "train.json", seen + nlupp)
     write(out / "clinc150_unseen.json", unseen_test)
+    write(out / "clinc150_unseen_dev.json", unseen_dev)
     write(out / "clinc150_test.json", all_test)
     write(out / "nlupp.json", nlupp)
 

@@ -58,6 +58,10 @@ struct TrainArgs {
     base_model: Option<String>,
     #[arg(long)]
     val_every: Option<usize>,
+    /// Override any config.yml key, e.g. `--set freeze_layers=2 --set label_template=null`
+    /// (the value is YAML; repeatable; applied before the flags above).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Continue `<output_dir>/<run_name>` from its `last/` checkpoint (weights, optimizer, step, data order).
     #[arg(long)]
     resume: bool,
@@ -119,6 +123,24 @@ fn load_config(path: Option<&Path>) -> Result<TrainConfig> {
     }
 }
 
+/// `--set KEY=VALUE` overrides: the value is parsed as YAML and checked like a config.yml entry
+/// (unknown keys and wrong types are errors naming the key).
+fn apply_sets(cfg: &TrainConfig, sets: &[String]) -> Result<TrainConfig> {
+    if sets.is_empty() {
+        return Ok(cfg.clone());
+    }
+    let mut value = serde_yaml::to_value(cfg).context("serialising the settings")?;
+    let map = value.as_mapping_mut().context("settings are not a mapping")?;
+    for s in sets {
+        let (key, raw) = s.split_once('=').with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+        let parsed: serde_yaml::Value =
+            serde_yaml::from_str(raw).with_context(|| format!("--set {key}: {raw:?} is not a YAML value"))?;
+        map.insert(serde_yaml::Value::String(key.trim().to_string()), parsed);
+    }
+    let text = serde_yaml::to_string(&value).context("serialising the settings")?;
+    TrainConfig::from_yaml_str(&text, Path::new("--set")).context("applying --set")
+}
+
 fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
     if let Some(v) = a.model_type {
         cfg.model_type = v;
@@ -172,7 +194,7 @@ fn resolve_base_model(cfg: &mut TrainConfig) -> Result<()> {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    let mut cfg = load_config(a.config.as_deref())?;
+    let mut cfg = apply_sets(&load_config(a.config.as_deref())?, &a.set)?;
     apply_flags(&mut cfg, &a);
     resolve_base_model(&mut cfg)?;
     if a.resume {
@@ -180,6 +202,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         let saved = cfg.output_dir.join(&cfg.run_name).join("config.yml");
         if saved.exists() {
             cfg = TrainConfig::load(&saved).with_context(|| format!("reading the run's {}", saved.display()))?;
+            cfg = apply_sets(&cfg, &a.set)?;
             apply_flags(&mut cfg, &a);
         }
     }

@@ -63,8 +63,9 @@ impl AdamW {
             if grads.is_empty() {
                 return 0.0;
             }
-            let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(tch::Kind::Float)).collect();
-            let total = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
+            // one 2-norm per tensor (no squared copies), then the norm of the norms
+            let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+            let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
             if max_norm > 0.0 && total.is_finite() && total > max_norm {
                 let coef = max_norm / (total + 1e-6);
                 for g in &grads {
@@ -90,22 +91,27 @@ impl AdamW {
                     continue;
                 }
                 let lr = lr * p.lr_scale;
-                // m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
-                let _ = p.m.f_mul_scalar_(b1);
-                let _ = p.m.f_add_(&(&g * (1.0 - b1)));
-                let _ = p.v.f_mul_scalar_(b2);
-                let _ = p.v.f_add_(&(g.square() * (1.0 - b2)));
+                // in place, two temporaries per tensor (g^2 and sqrt(v)), like torch.optim.AdamW:
+                // m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w (1 - lr wd);
+                // w <- w - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+                let _ = p.m.f_lerp_(&g, 1.0 - b1);
+                let _ = p.v.f_lerp_(&g.square(), 1.0 - b2);
                 if p.decay && wd > 0.0 {
                     let _ = p.param.f_mul_scalar_(1.0 - lr * wd);
                 }
-                let denom = (&p.v / bc2).sqrt() + eps;
-                let update = (&p.m / bc1) / denom * lr;
-                let _ = p.param.f_sub_(&update);
+                if lr == 0.0 {
+                    continue;
+                }
+                let mut denom = p.v.sqrt();
+                let _ = denom.f_div_scalar_(bc2.sqrt());
+                let _ = denom.f_add_scalar_(eps);
+                // addcdiv_ has no `value`: fold -lr/bc1 into the denominator
+                let _ = denom.f_div_scalar_(-lr / bc1);
+                let _ = p.param.f_addcdiv_(&p.m, &denom);
             }
         });
     }
 
-    /// Moments as named tensors (`m.<param>`, `v.<param>`) on the CPU.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
         for p in &self.params {

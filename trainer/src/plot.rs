@@ -1,4 +1,5 @@
-//! `loss.png`: train loss (and its moving average) and val loss against the step.
+//! `loss.png`: train loss (and its moving average) and val loss against the step, and, for a run
+//! with `probe_data`, the zero-shot probe's top-1 accuracy on a right-hand axis.
 
 use std::path::Path;
 
@@ -32,6 +33,9 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
     let y_max = train.iter().chain(&val).map(|p| p.1).fold(0.0, f64::max) * 1.05;
     let y_min = train.iter().chain(&val).map(|p| p.1).fold(f64::INFINITY, f64::min).min(y_max) * 0.95;
 
+    let probe: Vec<(f64, f64)> =
+        records.iter().filter_map(|r| r.probe_top1.filter(|v| v.is_finite()).map(|v| (r.step as f64, v))).collect();
+
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -39,8 +43,10 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
+        .right_y_label_area_size(if probe.is_empty() { 0 } else { 64 })
         .build_cartesian_2d(x_min..x_max, y_min..y_max.max(y_min + 1e-6))
-        .map_err(|e| perr(path, e))?;
+        .map_err(|e| perr(path, e))?
+        .set_secondary_coord(x_min..x_max, 0.0..1.0);
     chart
         .configure_mesh()
         .x_desc("step")
@@ -68,6 +74,23 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         chart
             .draw_series(val.iter().map(|&(x, y)| Circle::new((x, y), 4, RED.filled())))
+            .map_err(|e| perr(path, e))?;
+    }
+    if !probe.is_empty() {
+        chart
+            .configure_secondary_axes()
+            .y_desc("zero-shot probe top-1")
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(|e| perr(path, e))?;
+        let green = RGBColor(0, 140, 60);
+        chart
+            .draw_secondary_series(LineSeries::new(probe.iter().copied(), green.stroke_width(2)))
+            .map_err(|e| perr(path, e))?
+            .label("zero-shot probe top-1 (right axis)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], green.stroke_width(2)));
+        chart
+            .draw_secondary_series(probe.iter().map(|&(x, y)| TriangleMarker::new((x, y), 5, green.filled())))
             .map_err(|e| perr(path, e))?;
     }
     chart

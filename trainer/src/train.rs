@@ -47,6 +47,9 @@ pub struct MetricsRecord {
     pub steps_per_s: f64,
     /// Seconds since this process started training.
     pub elapsed: f64,
+    /// Top-1 accuracy on `probe_data` (unseen labels), at validation steps of a run that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_top1: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +63,40 @@ pub struct TrainSummary {
     pub best_val_loss: Option<f64>,
     /// Training throughput of this call (validation and checkpointing excluded).
     pub steps_per_s: f64,
+    /// Probe top-1 before the first step of a fresh run, then at every validation (`probe_data`).
+    pub probe_top1: Vec<(usize, f64)>,
+}
+
+/// The zero-shot probe of a run: samples whose labels training never sees, scored against all of them.
+pub struct Probe {
+    samples: Vec<data::Sample>,
+    labels: Vec<String>,
+}
+
+impl Probe {
+    pub fn load(path: &Path, train_labels: &std::collections::HashSet<&str>) -> Result<Probe> {
+        let samples = data::load_samples(path)?;
+        let mut labels: Vec<String> = samples.iter().flat_map(|s| s.labels.iter().cloned()).collect();
+        labels.sort();
+        labels.dedup();
+        let shared: Vec<&String> = labels.iter().filter(|l| train_labels.contains(l.as_str())).collect();
+        if !shared.is_empty() {
+            tracing::warn!(
+                "probe_data {}: {} of its {} labels are also train labels (e.g. {:?}): it does not measure unseen labels only",
+                path.display(),
+                shared.len(),
+                labels.len(),
+                shared[0]
+            );
+        }
+        tracing::info!("zero-shot probe {}: {} texts against {} labels", path.display(), samples.len(), labels.len());
+        Ok(Probe { samples, labels })
+    }
+
+    /// Top-1 accuracy of the model as it is now (eval mode, no gradients).
+    pub fn top1(&self, model: &ZscModel, tok: &TextTokenizer) -> Result<f64> {
+        Ok(crate::eval::evaluate(model, tok, &self.samples, &self.labels, "probe", 64)?.report.top1_accuracy)
+    }
 }
 
 /// The model description a config asks for.
@@ -170,6 +207,15 @@ pub fn read_metrics(path: &Path) -> Vec<MetricsRecord> {
     std::fs::read_to_string(path)
         .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
         .unwrap_or_default()
+}
+
+/// A progress line above the bar, or a log line when there is no bar (not a terminal, logs to a file).
+fn say(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        tracing::info!("{line}");
+    } else {
+        pb.println(line);
+    }
 }
 
 /// Train as `cfg` says. Returns what happened; checkpoints, metrics and the plot are in the run folder.
@@ -319,6 +365,21 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         cfg.max_steps
     );
 
+    let probe = match &cfg.probe_data {
+        Some(path) => {
+            let train_labels: std::collections::HashSet<&str> =
+                train_samples.iter().flat_map(|s| s.labels.iter().map(String::as_str)).collect();
+            Some(Probe::load(path, &train_labels)?)
+        }
+        None => None,
+    };
+    let mut probe_top1 = Vec::new();
+    if let (Some(p), false) = (&probe, opts.resume) {
+        let acc = p.top1(&model, &tok)?;
+        say(&pb, format!("step {start_step}: zero-shot probe top-1 {acc:.4}"));
+        probe_top1.push((start_step, acc));
+    }
+
     let mut plan = BatchPlan::new(pairs.len(), cfg.batch_size, cfg.seed);
     let started = Instant::now();
     let mut train_time = 0.0f64;
@@ -360,6 +421,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             val_loss: None,
             steps_per_s,
             elapsed: started.elapsed().as_secs_f64(),
+            probe_top1: None,
         };
         pb.set_position(step as u64);
         pb.set_message(format!("loss {loss_value:.4}  {steps_per_s:.2} steps/s"));
@@ -373,8 +435,20 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                     return Err(TrainerError::NonFiniteLoss { step, loss: v });
                 }
                 val_losses.push((step, v));
-                pb.println(format!("step {step}: train loss {loss_value:.4}, val loss {v:.4}"));
             }
+            if let Some(p) = &probe {
+                let acc = p.top1(&model, &tok)?;
+                record.probe_top1 = Some(acc);
+                probe_top1.push((step, acc));
+            }
+            say(
+                &pb,
+                format!(
+                "step {step}: train loss {loss_value:.4}{}{}",
+                val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default(),
+                record.probe_top1.map(|a| format!(", zero-shot probe top-1 {a:.4}")).unwrap_or_default()
+            ),
+            );
             let is_best = match (val_loss, best_val_loss) {
                 (Some(v), Some(b)) => v < b,
                 (Some(_), None) => true,
@@ -416,7 +490,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         }
     }
     let steps_per_s = if train_time > 0.0 { (step - start_step) as f64 / train_time } else { 0.0 };
-    Ok(TrainSummary { run_dir, start_step, steps: step, losses, val_losses, best_val_loss, steps_per_s })
+    Ok(TrainSummary { run_dir, start_step, steps: step, losses, val_losses, best_val_loss, steps_per_s, probe_top1 })
 }
 
 #[cfg(test)]

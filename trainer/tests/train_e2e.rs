@@ -185,3 +185,61 @@ fn diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_checkpoin
     assert_eq!(std::fs::read(last.join(checkpoint_files::WEIGHTS)).unwrap(), good, "last/ must keep the good weights");
     assert_eq!(zsc_core::CheckpointInfo::load(&last).unwrap().step, 2);
 }
+
+#[test]
+fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
+    let s = setup(ModelType::BiEncoder, "unused");
+    let cfg_path = s.root.join("config.yml");
+    std::fs::write(&cfg_path, serde_yaml::to_string(&s.cfg).unwrap()).unwrap();
+    // labels the tiny training data never has
+    let probe = s.root.join("probe.json");
+    let samples = serde_json::json!([
+        {"text": "bring an umbrella, rain and storm later", "labels": ["umbrella"]},
+        {"text": "play the guitar song again", "labels": ["replay"]},
+        {"text": "move money to my deposit account", "labels": ["wire"]},
+        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
+        {"text": "who scored the goal in the match", "labels": ["results"]},
+    ]);
+    std::fs::write(&probe, samples.to_string()).unwrap();
+    let trainer = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+        c.args(["train", "--config"]).arg(&cfg_path).args(["--run-name", "probe", "--device", "cpu"]);
+        c
+    };
+    let out = trainer()
+        .arg("--set")
+        .arg(format!("probe_data={}", probe.display()))
+        .args(["--set", "max_steps=10", "--set", "freeze_layers=1", "--set", "label_template=\"about {}\""])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let run = s.cfg.output_dir.join("probe");
+    let saved = TrainConfig::load(&run.join("config.yml")).unwrap();
+    assert_eq!(saved.max_steps, 10);
+    assert_eq!(saved.freeze_layers, 1);
+    assert_eq!(saved.label_template.as_deref(), Some("about {}"));
+    assert_eq!(saved.probe_data.as_deref(), Some(probe.as_path()));
+    assert!(stderr.contains("5 texts against 5 labels") && stderr.contains("zero-shot probe top-1"), "{stderr}");
+
+    let records = read_metrics(&run.join("metrics.jsonl"));
+    let probed: Vec<(usize, f64)> = records.iter().filter_map(|r| r.probe_top1.map(|p| (r.step, p))).collect();
+    assert_eq!(probed.iter().map(|p| p.0).collect::<Vec<_>>(), vec![5, 10], "{records:?}");
+    assert!(probed.iter().all(|p| (0.0..=1.0).contains(&p.1) && (p.1 * 5.0).fract().abs() < 1e-9), "{probed:?}");
+    // the logged probe is exactly what `trainer eval` says of the saved checkpoint
+    let report = eval_json(&run.join("last"), &["--data", probe.to_str().unwrap()]);
+    assert_eq!(report.n_labels, 5);
+    assert!((report.top1_accuracy - probed[1].1).abs() < 1e-9, "{report:?} vs {probed:?}");
+    assert!(run.join("loss.png").metadata().unwrap().len() > 1000);
+
+    // bad overrides: non-zero exit naming the key
+    for (bad, needle) in [("no_such_key=1", "no_such_key"), ("max_steps=lots", "max_steps"), ("max_steps", "KEY=VALUE")] {
+        let out = trainer().args(["--set", bad]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(needle), "--set {bad}: {stderr}");
+    }
+    // a missing probe file is an error naming it, before any training
+    let out = trainer().args(["--set", "probe_data=/nonexistent/probe.json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("/nonexistent/probe.json"), "{stderr}");
+}

@@ -126,6 +126,13 @@ pub struct TrainConfig {
     pub label_template: Option<String>,
     /// Freeze the embeddings and the lowest N transformer layers.
     pub freeze_layers: usize,
+    /// Optional zero-shot probe: a data file whose labels are kept out of training (e.g. the
+    /// held-out CLINC150 domains' val utterances). At every validation its texts are scored
+    /// against all its labels and the top-1 accuracy goes to `metrics.jsonl` and the plot, so a
+    /// run shows whether it still transfers to unseen labels. Monitoring only: `best/` stays the
+    /// lowest val loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_data: Option<PathBuf>,
     /// Settings of `trainer create-dataset` (read by the datagen crate; ignored by training).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_dataset: Option<serde_yaml::Value>,
@@ -157,6 +164,7 @@ impl Default for TrainConfig {
             colbert_dim: 128,
             label_template: None,
             freeze_layers: 0,
+            probe_data: None,
             create_dataset: None,
         }
     }
