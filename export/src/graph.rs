@@ -290,7 +290,7 @@ mod tests {
     fn tiny() -> (BertConfig, Weights) {
         let d = tempfile::tempdir().unwrap();
         zsc_core::fixtures::write_tiny_bert(d.path(), zsc_core::fixtures::TinyBert::default()).unwrap();
-        let cfg = BertConfig::load(&d.path().join("config.json")).unwrap();
+        let cfg = crate::weights::load_bert_config(&d.path().join("config.json")).unwrap();
         let w = Weights::load(&d.path().join("model.safetensors")).unwrap();
         (cfg, w)
     }

@@ -16,7 +16,7 @@ pub mod onnx;
 pub mod weights;
 
 use graph::GraphHead;
-use weights::{BertConfig, Weights};
+use weights::Weights;
 
 /// max_length for a plain Hugging Face folder (it has no checkpoint to say otherwise).
 pub const DEFAULT_PLAIN_MAX_LENGTH: usize = 128;
@@ -113,7 +113,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     } else {
         Source::HuggingFace
     };
-    let cfg = BertConfig::load(&src.join(checkpoint_files::BERT_CONFIG))?;
+    let cfg = weights::load_bert_config(&src.join(checkpoint_files::BERT_CONFIG))?;
     let tokenizer = src.join(checkpoint_files::TOKENIZER);
     if !tokenizer.is_file() {
         return Err(ExportError::MissingFile { path: tokenizer, what: "the tokenizer" });

@@ -3,96 +3,28 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::ExportError;
 
-/// The fields of a Hugging Face BERT `config.json` the graph depends on.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct BertConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab_size")]
-    pub type_vocab_size: usize,
-    #[serde(default = "default_layer_norm_eps")]
-    pub layer_norm_eps: f64,
-    #[serde(default = "default_hidden_act")]
-    pub hidden_act: String,
-    #[serde(default)]
-    pub position_embedding_type: Option<String>,
-    #[serde(default)]
-    pub model_type: Option<String>,
-}
+pub use zsc_core::bert_config::BertConfig;
 
-fn default_type_vocab_size() -> usize {
-    2
-}
-fn default_layer_norm_eps() -> f64 {
-    1e-12
-}
-fn default_hidden_act() -> String {
-    "gelu".into()
-}
-
-impl BertConfig {
-    pub fn load(path: &Path) -> Result<Self, ExportError> {
-        if !path.exists() {
-            return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the Hugging Face BERT config" });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ExportError::Io { path: path.to_path_buf(), source })?;
-        let c: BertConfig =
-            serde_json::from_str(&text).map_err(|source| ExportError::ConfigJson { path: path.to_path_buf(), source })?;
-        c.validate(path)?;
-        Ok(c)
+/// Read `config.json` (the shared [`BertConfig`]) and check that the ONNX graph can express it:
+/// the graph writes the exact (erf) GELU only.
+pub fn load_bert_config(path: &Path) -> Result<BertConfig, ExportError> {
+    if !path.exists() {
+        return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the Hugging Face BERT config" });
     }
-
-    fn validate(&self, path: &Path) -> Result<(), ExportError> {
-        let bad = |message: String| Err(ExportError::Config { path: path.to_path_buf(), message });
-        if let Some(t) = &self.model_type {
-            if t != "bert" {
-                return bad(format!("model_type `{t}` is not supported, only `bert`"));
-            }
-        }
-        if self.hidden_act != "gelu" {
-            return bad(format!("hidden_act `{}` is not supported, only the exact (erf) `gelu`", self.hidden_act));
-        }
-        if let Some(p) = &self.position_embedding_type {
-            if p != "absolute" {
-                return bad(format!("position_embedding_type `{p}` is not supported, only `absolute`"));
-            }
-        }
-        for (field, v) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ] {
-            if v == 0 {
-                return bad(format!("{field} must be at least 1"));
-            }
-        }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return bad(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return bad(format!("layer_norm_eps {} must be a positive number", self.layer_norm_eps));
-        }
-        Ok(())
+    let c = BertConfig::load(path).map_err(|e| match e {
+        zsc_core::CoreError::Json { path, source } => ExportError::ConfigJson { path, source },
+        zsc_core::CoreError::Data { path, message } => ExportError::Config { path, message },
+        other => ExportError::Core(other),
+    })?;
+    if c.hidden_act != "gelu" {
+        return Err(ExportError::Config {
+            path: path.to_path_buf(),
+            message: format!("hidden_act `{}` is not supported, only the exact (erf) `gelu`", c.hidden_act),
+        });
     }
-
-    pub fn head_size(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
-    }
+    Ok(c)
 }
 
 /// A dense f32 tensor, row-major.

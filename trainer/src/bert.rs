@@ -9,102 +9,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::error::{Result, TrainerError};
 
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_dropout() -> f64 {
-    0.1
-}
-fn default_max_pos() -> usize {
-    512
-}
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
+pub use zsc_core::bert_config::BertConfig;
 
-/// The subset of a Hugging Face BERT `config.json` the encoder needs (HF field names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BertConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
-    #[serde(default = "default_dropout")]
-    pub hidden_dropout_prob: f64,
-    #[serde(default = "default_dropout")]
-    pub attention_probs_dropout_prob: f64,
-    #[serde(default = "default_max_pos")]
-    pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-}
-
-impl BertConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainerError::io(path, e))?;
-        let cfg: BertConfig = serde_json::from_str(&text)
-            .map_err(|e| TrainerError::model(path, format!("not a BERT config.json: {e}")))?;
-        cfg.validate(path)?;
-        Ok(cfg)
-    }
-
-    fn validate(&self, path: &Path) -> Result<()> {
-        if self.hidden_size == 0 || self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(TrainerError::model(
-                path,
-                format!(
-                    "hidden_size {} must be a positive multiple of num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ),
-            ));
-        }
-        activation(&self.hidden_act).map_err(|m| TrainerError::model(path, m))?;
-        Ok(())
-    }
-
-    /// Hugging Face names of every encoder weight, in model order.
-    pub fn weight_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = [
-            "embeddings.word_embeddings.weight",
-            "embeddings.position_embeddings.weight",
-            "embeddings.token_type_embeddings.weight",
-            "embeddings.LayerNorm.weight",
-            "embeddings.LayerNorm.bias",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for l in 0..self.num_hidden_layers {
-            for part in [
-                "attention.self.query",
-                "attention.self.key",
-                "attention.self.value",
-                "attention.output.dense",
-                "attention.output.LayerNorm",
-                "intermediate.dense",
-                "output.dense",
-                "output.LayerNorm",
-            ] {
-                v.push(format!("encoder.layer.{l}.{part}.weight"));
-                v.push(format!("encoder.layer.{l}.{part}.bias"));
-            }
-        }
-        v
-    }
+/// Read `config.json` and check that this encoder can build it.
+pub fn load_config(path: &Path) -> Result<BertConfig> {
+    let cfg = BertConfig::load(path)?;
+    activation(&cfg.hidden_act).map_err(|m| TrainerError::model(path, m))?;
+    Ok(cfg)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,7 +157,7 @@ impl Layer {
             attention_output: ResidualOutput::new(&p / "attention" / "output", cfg, h),
             intermediate: nn::linear(&p / "intermediate" / "dense", h as i64, i as i64, Default::default()),
             output: ResidualOutput::new(&p / "output", cfg, i),
-            // validated in BertConfig::load; fall back to the BERT default otherwise
+            // validated in bert::load_config; fall back to the BERT default otherwise
             activation: activation(&cfg.hidden_act).unwrap_or(Activation::GeluErf),
         }
     }
@@ -425,6 +341,8 @@ mod tests {
             max_position_embeddings: 20,
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
+            position_embedding_type: None,
+            model_type: None,
         };
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let _bert = BertModel::new(vs.root(), &cfg);

@@ -253,7 +253,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
 
     // model
-    let bert_cfg = BertConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
+    let bert_cfg = crate::bert::load_config(&base.join(checkpoint_files::BERT_CONFIG))?;
     let spec = model_spec(cfg, &bert_cfg);
     if cfg.freeze_layers > bert_cfg.num_hidden_layers {
         return Err(TrainerError::Invalid(format!(

@@ -4,6 +4,7 @@
 //! manifests, tensor and file names, the ONNX input/output contract, data loading and splitting,
 //! the training target matrix, tokenisation settings and the evaluation metrics.
 
+pub mod bert_config;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod rng;
 pub mod targets;
 pub mod tokenize;
 
+pub use bert_config::BertConfig;
 pub use config::{ModelType, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
