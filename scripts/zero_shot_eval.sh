@@ -7,6 +7,8 @@
 #          test split (ratios/seed from the manifest, else 0.8/0.1/0.1 and 42), all labels of that split
 #   (b45)  unseen labels: data/clinc150_unseen.json (3 held-out CLINC domains), all of it, its own 45 intents
 #   (b150) the same texts against all 150 CLINC intents (data/clinc150_test.json labels as candidates)
+#   (dev)  the held-out domains' CLINC150 *val* texts (data/clinc150_unseen_dev.json) against their 45
+#          intents: the dev set recipes were chosen on (the trainer's probe_data); (b45) is never tuned on
 #   (c)    multi-label NLU++: only the NLU++ texts (data/nlupp.json) of the test split, against their
 #          labels; acc@k plus micro/macro F1 at the micro-F1 threshold tuned on the same restriction of val
 #
@@ -53,6 +55,7 @@ run_eval() { # NAME ARGS...
 run_eval a --data "$OWN_DATA" --split test
 run_eval b45 --data "$DATA_DIR/clinc150_unseen.json" --split all
 run_eval b150 --data "$DATA_DIR/clinc150_unseen.json" --split all --labels-from "$DATA_DIR/clinc150_test.json"
+run_eval dev --data "$DATA_DIR/clinc150_unseen_dev.json" --split all
 run_eval c --data "$OWN_DATA" --split test --restrict-to "$DATA_DIR/nlupp.json" --tune-threshold
 
 "$PY" - "$TMP" "$BUNDLE" "$NAME" "$RUN" "$MARKDOWN" <<'EOF'
@@ -62,7 +65,7 @@ manifest = json.load(open(os.path.join(bundle, "manifest.json")))
 row = {"name": name, "bundle": bundle, "model_type": manifest["spec"]["model_type"],
        "label_template": manifest["spec"].get("label_template")}
 eval_seconds = 0
-for p in ["a", "b45", "b150", "c"]:
+for p in ["a", "b45", "b150", "dev", "c"]:
     r = json.load(open(os.path.join(tmp, p + ".json")))
     eval_seconds += int(open(os.path.join(tmp, p + ".seconds")).read())
     row[f"{p}_n_texts"] = r["n_texts"]
@@ -93,6 +96,6 @@ print(json.dumps(row))
 if markdown == "1":
     train = (f"{row['train_seconds'] / 60:.1f} min, {row['train_steps']} steps, {row['steps_per_s']:.2f}"
              if "train_steps" in row else "–")
-    print(f"| {name} | {row['a_top1']:.3f} / {row['a_acc_at_k']:.3f} | {row['b45_top1']:.3f} | {row['b150_top1']:.3f} "
+    print(f"| {name} | {row['a_top1']:.3f} / {row['a_acc_at_k']:.3f} | {row['b45_top1']:.3f} | {row['b150_top1']:.3f} | {row['dev_top1']:.3f} "
           f"| {row['c_acc_at_k']:.3f} | {row['c_micro_f1']:.3f} / {row['c_macro_f1']:.3f} | {train} |", file=sys.stderr)
 EOF

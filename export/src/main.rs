@@ -31,14 +31,20 @@ struct Args {
     max_length: Option<usize>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let opts = ExportOptions { model_type: args.model_type, opset: args.opset, max_length: args.max_length };
     let manifest = export_bundle(&args.checkpoint, &args.out, &opts)
         .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;

@@ -24,6 +24,9 @@ pub struct TrainerState {
     pub best_val_loss: Option<f64>,
     pub max_steps: usize,
     pub seed: u64,
+    /// Best zero-shot probe top-1 so far (runs with `probe_data`), kept in `best_probe/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_probe_top1: Option<f64>,
 }
 
 /// The files a checkpoint copies from the base model, read once.

@@ -110,7 +110,7 @@ fn main() {
         Command::Pull(a) => datagen::run_pull(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -283,6 +283,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     // resume
     let mut start_step = 0;
     let mut best_val_loss: Option<f64> = None;
+    let mut best_probe: Option<f64> = None;
     let last_dir = run_dir.join("last");
     if opts.resume {
         let dir = checkpoint::resolve_checkpoint_dir(&last_dir)?;
@@ -301,6 +302,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         start_step = state.step;
         best_val_loss = state.best_val_loss;
+        best_probe = state.best_probe_top1;
         tracing::info!("resuming {} at step {start_step}", run_dir.display());
     }
 
@@ -440,6 +442,16 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 let acc = p.top1(&model, &tok)?;
                 record.probe_top1 = Some(acc);
                 probe_top1.push((step, acc));
+                // `best_probe/`: the step that transfers best to the probe's unseen labels (model
+                // selection on a dev set of held-out labels; `best/` stays the lowest val loss)
+                if best_probe.is_none_or(|b| acc > b) {
+                    best_probe = Some(acc);
+                    checkpoint::save_checkpoint(
+                        &run_dir,
+                        "best_probe",
+                        &CheckpointWrite { model: &model, info: &info_at(step, val_loss), assets: &assets, optimizer: None },
+                    )?;
+                }
             }
             say(
                 &pb,
@@ -462,7 +474,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                     &CheckpointWrite { model: &model, info: &info_at(step, val_loss), assets: &assets, optimizer: None },
                 )?;
             }
-            let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed };
+            let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed, best_probe_top1: best_probe };
             checkpoint::save_checkpoint(
                 &run_dir,
                 "last",
@@ -477,7 +489,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
 
     let interrupted = opts.stop_after.is_some_and(|s| s < cfg.max_steps);
     if !interrupted && last_saved_step != Some(step) && step > start_step {
-        let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed };
+        let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed, best_probe_top1: best_probe };
         checkpoint::save_checkpoint(
             &run_dir,
             "last",

@@ -140,6 +140,11 @@ fn cli_train_flags_override_config_and_leftover_temp_dirs_are_tolerated() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ckpt"));
+    // a missing config: the OS cause is said once, not once per layer of context
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer")).args(["train", "--config", "/nonexistent/config.yml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("/nonexistent/config.yml"), "{stderr}");
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
 }
 
 fn tensor_bytes(path: &Path, name: &str) -> Vec<u8> {
@@ -231,6 +236,12 @@ fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
     assert_eq!(report.n_labels, 5);
     assert!((report.top1_accuracy - probed[1].1).abs() < 1e-9, "{report:?} vs {probed:?}");
     assert!(run.join("loss.png").metadata().unwrap().len() > 1000);
+    // best_probe/ holds the first step with the highest probe accuracy
+    let best_step = probed.iter().fold(probed[0], |b, p| if p.1 > b.1 { *p } else { b }).0;
+    let info = zsc_core::CheckpointInfo::load(&run.join("best_probe")).unwrap();
+    assert_eq!(info.step, best_step, "{probed:?}");
+    let report = eval_json(&run.join("best_probe"), &["--data", probe.to_str().unwrap()]);
+    assert!((report.top1_accuracy - probed.iter().map(|p| p.1).fold(0.0, f64::max)).abs() < 1e-9);
 
     // bad overrides: non-zero exit naming the key
     for (bad, needle) in [("no_such_key=1", "no_such_key"), ("max_steps=lots", "max_steps"), ("max_steps", "KEY=VALUE")] {

@@ -115,7 +115,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
         std::process::exit(1);
     }
 }
