@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use tch::{Reduction, Tensor};
+use tch::{Kind, Reduction, Tensor};
 use zsc_core::config::apply_template;
 use zsc_core::data::{self, Pair};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::rng::SplitMix64;
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{ModelSpec, ModelType, Split, TrainConfig};
+use zsc_core::{LossKind, ModelSpec, ModelType, Split, TrainConfig};
 
 use crate::bert::BertConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
@@ -148,14 +148,30 @@ impl BatchPlan {
     }
 }
 
-/// BCE-with-logits of a batch's B×B logit matrix against the in-batch target matrix.
-pub fn batch_loss(logits: &Tensor, pairs: &[Pair], pos_weight_scale: Option<f64>) -> Tensor {
+/// The loss of a batch's B×B logit matrix (`logits[i][j]` = text i against label j) against the
+/// in-batch target matrix (identity + pairs sharing a text or a label).
+pub fn batch_loss(logits: &Tensor, pairs: &[Pair], loss: LossKind, pos_weight_scale: Option<f64>) -> Tensor {
     let b = pairs.len() as i64;
     let targets = zsc_core::targets::target_matrix(pairs);
-    let pos_weight = zsc_core::targets::pos_weight(&targets, pos_weight_scale);
     let target = Tensor::from_slice(&targets).view([b, b]).to_device(logits.device());
-    let pw = pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(logits.device()));
-    logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, pw, Reduction::Mean)
+    match loss {
+        LossKind::Bce => {
+            let pos_weight = zsc_core::targets::pos_weight(&targets, pos_weight_scale);
+            let pw = pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(logits.device()));
+            logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, pw, Reduction::Mean)
+        }
+        LossKind::Softmax => {
+            // other positives (same text or same label elsewhere in the batch) are not negatives:
+            // drop them from the softmax; the diagonal is each row's and column's class
+            let eye = Tensor::eye(b, (Kind::Float, logits.device()));
+            let other_pos = (target - &eye).gt(0.5);
+            let masked = logits.masked_fill(&other_pos, f64::NEG_INFINITY);
+            let classes = Tensor::arange(b, (Kind::Int64, logits.device()));
+            let rows = masked.cross_entropy_for_logits(&classes);
+            let cols = masked.transpose(0, 1).cross_entropy_for_logits(&classes);
+            (rows + cols) * 0.5
+        }
+    }
 }
 
 /// Logits of a batch of pairs: every text against every (templated) label of the batch.
@@ -169,7 +185,13 @@ pub fn pair_logits(model: &ZscModel, tok: &TextTokenizer, pairs: &[Pair], train:
 }
 
 /// Mean loss over fixed validation batches, without dropout or gradients.
-pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pair>], pos_weight_scale: Option<f64>) -> Result<Option<f64>> {
+pub fn validation_loss(
+    model: &ZscModel,
+    tok: &TextTokenizer,
+    batches: &[Vec<Pair>],
+    loss: LossKind,
+    pos_weight_scale: Option<f64>,
+) -> Result<Option<f64>> {
     if batches.is_empty() {
         return Ok(None);
     }
@@ -177,7 +199,7 @@ pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pai
         let mut total = 0.0;
         for b in batches {
             let logits = pair_logits(model, tok, b, false)?;
-            total += batch_loss(&logits, b, pos_weight_scale).double_value(&[]);
+            total += batch_loss(&logits, b, loss, pos_weight_scale).double_value(&[]);
         }
         Ok(Some(total / batches.len() as f64))
     })
@@ -396,7 +418,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) as i64);
         let batch: Vec<Pair> = plan.batch(step).into_iter().map(|i| pairs[i].clone()).collect();
         let logits = pair_logits(&model, &tok, &batch, true)?;
-        let loss = batch_loss(&logits, &batch, cfg.pos_weight_scale);
+        let loss = batch_loss(&logits, &batch, cfg.loss, cfg.pos_weight_scale);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             pb.abandon();
@@ -429,7 +451,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         pb.set_message(format!("loss {loss_value:.4}  {steps_per_s:.2} steps/s"));
 
         if step % cfg.val_every == 0 || step == cfg.max_steps {
-            let val_loss = validation_loss(&model, &tok, &val_batches, cfg.pos_weight_scale)?;
+            let val_loss = validation_loss(&model, &tok, &val_batches, cfg.loss, cfg.pos_weight_scale)?;
             record.val_loss = val_loss;
             if let Some(v) = val_loss {
                 if !v.is_finite() {
@@ -540,9 +562,30 @@ mod tests {
         // 2 pairs, different texts and labels: identity targets; logits 0 everywhere -> ln 2
         let pairs = vec![Pair { text: "a".into(), label: "x".into() }, Pair { text: "b".into(), label: "y".into() }];
         let logits = Tensor::zeros([2, 2], (tch::Kind::Float, tch::Device::Cpu));
-        assert!((batch_loss(&logits, &pairs, None).double_value(&[]) - 2f64.ln()).abs() < 1e-6);
+        assert!((batch_loss(&logits, &pairs, LossKind::Bce, None).double_value(&[]) - 2f64.ln()).abs() < 1e-6);
         // pos_weight = negatives/positives = 1 here (scale 3 -> 3): positives weigh 3 -> mean (3+3+1+1)/4 ln 2
-        let l = batch_loss(&logits, &pairs, Some(3.0)).double_value(&[]);
+        let l = batch_loss(&logits, &pairs, LossKind::Bce, Some(3.0)).double_value(&[]);
         assert!((l - 2.0 * 2f64.ln()).abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn softmax_loss_by_hand() {
+        let pair = |t: &str, l: &str| Pair { text: t.into(), label: l.into() };
+        // distinct pairs, logits [[2,0],[0,2]]: each row and column is -ln(e^2/(e^2+1)) = ln(1+e^-2)
+        let pairs = vec![pair("a", "x"), pair("b", "y")];
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
+        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
+        assert!((l - (1.0 + (-2f64).exp()).ln()).abs() < 1e-6, "{l}");
+        // asymmetric: rows (2,0),(1,3) and columns (2,1),(0,3)
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, 1.0, 3.0]).view([2, 2]);
+        let ce = |own: f64, other: f64| -(own - (own.exp() + other.exp()).ln());
+        let want = 0.5 * ((ce(2.0, 0.0) + ce(3.0, 1.0)) / 2.0 + (ce(2.0, 1.0) + ce(3.0, 0.0)) / 2.0);
+        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
+        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
+        // the same label twice: the other positive is no negative, whatever its logit -> loss 0
+        let pairs = vec![pair("a", "x"), pair("b", "x")];
+        let logits = Tensor::from_slice(&[1.0f32, 9.0, 9.0, 1.0]).view([2, 2]);
+        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
+        assert!(l.abs() < 1e-6, "{l}");
     }
 }

@@ -15,6 +15,22 @@ pub enum ModelType {
     Colbert,
 }
 
+/// The training objective on a batch's B×B score matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// BCE-with-logits against the target matrix (identity + pairs sharing a text or a label),
+    /// optionally weighting positives (`pos_weight_scale`): the reference design.
+    #[default]
+    Bce,
+    /// Symmetric in-batch softmax cross-entropy: each text's own label against the batch's other
+    /// labels, and each label's own text against the other texts (the InfoNCE / "multiple
+    /// negatives ranking" loss of sentence-transformers), other positives of the target matrix
+    /// left out of the denominators. Shift-invariant per row: the encoder need not push negative
+    /// dot products below 0, only below the positive's. `pos_weight_scale` does not apply.
+    Softmax,
+}
+
 impl ModelType {
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -116,6 +132,8 @@ pub struct TrainConfig {
     pub val_every: usize,
     /// Cap on validation batches (0 = the whole val split).
     pub val_batches: usize,
+    /// Training objective: `bce` (the reference design) or `softmax` (see [`LossKind`]).
+    pub loss: LossKind,
     /// Multiply the automatic positive weight (negatives / positives) by this; `null` = no weighting.
     pub pos_weight_scale: Option<f64>,
     /// Number of PolyEncoder code vectors.
@@ -159,6 +177,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             val_every: 50,
             val_batches: 20,
+            loss: LossKind::Bce,
             pos_weight_scale: None,
             n_code_vectors: 16,
             colbert_dim: 128,
