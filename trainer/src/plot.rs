@@ -12,7 +12,15 @@ fn perr(path: &Path, e: impl std::fmt::Display) -> TrainerError {
     TrainerError::model(path, format!("plotting: {e}"))
 }
 
-pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Result<()> {
+/// `loss_name` labels the y axis ("BCE loss", "softmax loss"); `probe_start` is the probe's
+/// accuracy before the first step (the untrained model), drawn as the curve's first point.
+pub fn plot_losses(
+    records: &[MetricsRecord],
+    path: &Path,
+    title: &str,
+    loss_name: &str,
+    probe_start: Option<(usize, f64)>,
+) -> Result<()> {
     let train: Vec<(f64, f64)> = records.iter().filter(|r| r.loss.is_finite()).map(|r| (r.step as f64, r.loss)).collect();
     let val: Vec<(f64, f64)> =
         records.iter().filter_map(|r| r.val_loss.filter(|v| v.is_finite()).map(|v| (r.step as f64, v))).collect();
@@ -33,8 +41,13 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
     let y_max = train.iter().chain(&val).map(|p| p.1).fold(0.0, f64::max) * 1.05;
     let y_min = train.iter().chain(&val).map(|p| p.1).fold(f64::INFINITY, f64::min).min(y_max) * 0.95;
 
-    let probe: Vec<(f64, f64)> =
-        records.iter().filter_map(|r| r.probe_top1.filter(|v| v.is_finite()).map(|v| (r.step as f64, v))).collect();
+    let probe: Vec<(f64, f64)> = probe_start
+        .map(|(s, v)| (s as f64, v))
+        .into_iter()
+        .chain(records.iter().filter_map(|r| r.probe_top1.map(|v| (r.step as f64, v))))
+        .filter(|p| p.1.is_finite())
+        .collect();
+    let x_min = probe.iter().map(|p| p.0).fold(x_min, f64::min);
 
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
@@ -51,7 +64,7 @@ pub fn plot_losses(records: &[MetricsRecord], path: &Path, title: &str) -> Resul
         .configure_mesh()
         .x_desc("step")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("BCE loss")
+        .y_desc(loss_name)
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(|e| perr(path, e))?;

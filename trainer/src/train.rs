@@ -297,7 +297,13 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             let _ = t.set_requires_grad(false);
             continue;
         }
-        let lr = if ZscModel::is_head_param(&name) { head_lr } else { cfg.learning_rate };
+        let lr = if name == zsc_core::manifest::tensor_names::COLBERT_SCALE {
+            cfg.score_scale_learning_rate.unwrap_or(head_lr)
+        } else if ZscModel::is_head_param(&name) {
+            head_lr
+        } else {
+            cfg.learning_rate
+        };
         params.push((name, t, lr));
     }
     let mut opt = AdamW::new(params, cfg.weight_decay);
@@ -519,7 +525,12 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         )?;
     }
     if !interrupted {
-        if let Err(e) = crate::plot::plot_losses(&history, &run_dir.join("loss.png"), &cfg.run_name) {
+        let loss_name = match cfg.loss {
+            LossKind::Bce => "BCE loss",
+            LossKind::Softmax => "softmax loss",
+        };
+        let probe_start = probe_top1.first().copied().filter(|p| p.0 == 0);
+        if let Err(e) = crate::plot::plot_losses(&history, &run_dir.join("loss.png"), &cfg.run_name, loss_name, probe_start) {
             tracing::warn!("could not draw the loss plot: {e}");
         }
     }

@@ -123,6 +123,11 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Learning rate of the head parameters (poly codes, ColBERT projection and scale).
     pub head_learning_rate: Option<f64>,
+    /// Learning rate of ColBERT's `score_scale` alone (default: the head learning rate). Adam
+    /// moves a parameter by about its learning rate per step, so at 1e-3 the scale (init 10)
+    /// stays near 10 for a whole run; a larger rate lets the softmax temperature be learned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_scale_learning_rate: Option<f64>,
     pub weight_decay: f64,
     /// Share of `max_steps` spent warming the learning rate up linearly; then linear decay to 0.
     pub warmup_ratio: f64,
@@ -171,6 +176,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             learning_rate: 2e-5,
             head_learning_rate: None,
+            score_scale_learning_rate: None,
             weight_decay: 0.01,
             warmup_ratio: 0.1,
             max_steps: 200,
@@ -228,6 +234,13 @@ impl TrainConfig {
         for (field, v) in [("learning_rate", self.learning_rate), ("weight_decay", self.weight_decay)] {
             if !v.is_finite() || v < 0.0 {
                 return Err(CoreError::Config { field: field.into(), message: format!("must be >= 0, got {v}") });
+            }
+        }
+        for (field, v) in [("head_learning_rate", self.head_learning_rate), ("score_scale_learning_rate", self.score_scale_learning_rate)] {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(CoreError::Config { field: field.into(), message: format!("must be >= 0, got {v}") });
+                }
             }
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
