@@ -13,8 +13,12 @@ echo "== train (bi_encoder, $STEPS steps on data/train.json, CPU)"
 cargo run -q -p trainer -- train --config config.yml --model-type bi_encoder \
   --max-steps "$STEPS" --run-name "$RUN" --device cpu
 
-echo "== export runs/$RUN/best -> bundles/$RUN"
-cargo run -q -p export -- --checkpoint "runs/$RUN/best" --out "bundles/$RUN"
+# best_probe/: the step that did best on the zero-shot dev probe (config.yml's probe_data);
+# best/ (lowest val loss on seen labels) when the run had no probe
+CKPT="runs/$RUN/best_probe"
+[[ -d $CKPT ]] || CKPT="runs/$RUN/best"
+echo "== export $CKPT -> bundles/$RUN"
+cargo run -q -p export -- --checkpoint "$CKPT" --out "bundles/$RUN"
 
 echo "== classify (labels from the held-out CLINC150 domains: never seen in training)"
 cargo run -q -p runtime --bin zsc -- classify --model "bundles/$RUN" --top-k 3 \
