@@ -16,13 +16,6 @@ use crate::error::{Result, TrainerError};
 
 pub use zsc_core::bert_config::BertConfig;
 
-/// Read `config.json` and check that this encoder can build it.
-pub fn load_config(path: &Path) -> Result<BertConfig> {
-    let cfg = BertConfig::load(path)?;
-    activation(&cfg.hidden_act).map_err(|m| TrainerError::model(path, m))?;
-    Ok(cfg)
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Activation {
     GeluErf,
@@ -157,7 +150,7 @@ impl Layer {
             attention_output: ResidualOutput::new(&p / "attention" / "output", cfg, h),
             intermediate: nn::linear(&p / "intermediate" / "dense", h as i64, i as i64, Default::default()),
             output: ResidualOutput::new(&p / "output", cfg, i),
-            // validated in bert::load_config; fall back to the BERT default otherwise
+            // BertConfig::load accepts only the activations `activation` maps; the fallback is unreachable
             activation: activation(&cfg.hidden_act).unwrap_or(Activation::GeluErf),
         }
     }

@@ -181,7 +181,7 @@ impl Checkpoint {
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let dir = resolve_checkpoint_dir(dir)?;
         let info = CheckpointInfo::load(&dir)?;
-        let bert_config = crate::bert::load_config(&dir.join(checkpoint_files::BERT_CONFIG))?;
+        let bert_config = BertConfig::load(&dir.join(checkpoint_files::BERT_CONFIG))?;
         let model = ZscModel::new(info.spec.clone(), &bert_config, device)?;
         model.load_weights(&dir.join(checkpoint_files::WEIGHTS))?;
         let tokenizer = TextTokenizer::from_file(&dir.join(checkpoint_files::TOKENIZER), info.spec.max_length)?;

@@ -234,7 +234,7 @@ impl ZscModel {
                 "base model folder not found (expected a local Hugging Face BERT folder with config.json, model.safetensors, tokenizer.json)",
             ));
         }
-        let cfg = crate::bert::load_config(&base_dir.join("config.json"))?;
+        let cfg = BertConfig::load(&base_dir.join("config.json"))?;
         let model = ZscModel::new(spec, &cfg, device)?;
         bert::load_hf_weights(&model.vs.variables(), &base_dir.join("model.safetensors"))?;
         Ok(model)

@@ -112,6 +112,7 @@ impl AdamW {
         });
     }
 
+    /// Moments as named tensors (`m.<param>`, `v.<param>`) on the CPU.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
         for p in &self.params {

@@ -275,7 +275,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
 
     // model
-    let bert_cfg = crate::bert::load_config(&base.join(checkpoint_files::BERT_CONFIG))?;
+    let bert_cfg = BertConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
     let spec = model_spec(cfg, &bert_cfg);
     if cfg.freeze_layers > bert_cfg.num_hidden_layers {
         return Err(TrainerError::Invalid(format!(
@@ -481,14 +481,9 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                     )?;
                 }
             }
-            say(
-                &pb,
-                format!(
-                "step {step}: train loss {loss_value:.4}{}{}",
-                val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default(),
-                record.probe_top1.map(|a| format!(", zero-shot probe top-1 {a:.4}")).unwrap_or_default()
-            ),
-            );
+            let val_text = val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default();
+            let probe_text = record.probe_top1.map(|a| format!(", zero-shot probe top-1 {a:.4}")).unwrap_or_default();
+            say(&pb, format!("step {step}: train loss {loss_value:.4}{val_text}{probe_text}"));
             let is_best = match (val_loss, best_val_loss) {
                 (Some(v), Some(b)) => v < b,
                 (Some(_), None) => true,
