@@ -274,6 +274,16 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         tracing::warn!("the val split is empty: no validation; best/ follows last/");
     }
 
+    // the zero-shot probe is read before anything in the run folder is touched
+    let probe = match &cfg.probe_data {
+        Some(path) => {
+            let train_labels: std::collections::HashSet<&str> =
+                train_samples.iter().flat_map(|s| s.labels.iter().map(String::as_str)).collect();
+            Some(Probe::load(path, &train_labels)?)
+        }
+        None => None,
+    };
+
     // model
     let bert_cfg = BertConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
     let spec = model_spec(cfg, &bert_cfg);
@@ -395,14 +405,6 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         cfg.max_steps
     );
 
-    let probe = match &cfg.probe_data {
-        Some(path) => {
-            let train_labels: std::collections::HashSet<&str> =
-                train_samples.iter().flat_map(|s| s.labels.iter().map(String::as_str)).collect();
-            Some(Probe::load(path, &train_labels)?)
-        }
-        None => None,
-    };
     let mut probe_top1 = Vec::new();
     if let (Some(p), false) = (&probe, opts.resume) {
         let acc = p.top1(&model, &tok)?;
