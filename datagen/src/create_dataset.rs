@@ -652,7 +652,7 @@ fn write_output(out: &Path, done: &BTreeMap<usize, ItemRecord>, total: usize) ->
     let samples: Vec<Sample> = (0..total)
         .map(|i| {
             done.get(&i)
-                .map(|r| Sample { text: r.text.clone(), labels: r.labels.clone() })
+                .map(|r| Sample { text: r.text.clone(), labels: r.labels.clone(), source: None })
                 .ok_or_else(|| DatagenError::Protocol(format!("item {i} is missing")))
         })
         .collect::<Result<_>>()?;

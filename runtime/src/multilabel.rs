@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn restriction_keeps_only_listed_samples_in_order() {
-        let s = |t: &str, l: &[&str]| Sample { text: t.into(), labels: l.iter().map(|x| x.to_string()).collect() };
+        let s = |t: &str, l: &[&str]| Sample { text: t.into(), labels: l.iter().map(|x| x.to_string()).collect(), source: None };
         let keep: HashSet<SampleKey> =
             [s("b", &["x"]), s("c", &["y", "x"]), s("d", &["z"])].iter().map(sample_key).collect();
         let out = restrict_to_samples(vec![s("a", &["x"]), s("c", &["x", "y"]), s("b", &["x"]), s("d", &["x"])], &keep);

@@ -15,6 +15,10 @@ use crate::rng::SplitMix64;
 pub struct Sample {
     pub text: String,
     pub labels: Vec<String>,
+    /// Where the sample comes from (e.g. `clinc150`, `wordnet_domains`): training batches are
+    /// drawn from one source at a time. Optional, so files without it still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,10 +105,15 @@ pub fn parse_samples(text: &str, path: &Path) -> Result<(Vec<Sample>, usize)> {
                 out_labels.push(l.to_string());
             }
         }
-        if let Some(key) = obj.keys().find(|k| *k != "text" && *k != "labels") {
-            return Err(data_err(format!("sample {i}: unknown field `{key}` (expected only text and labels)")));
+        let source = match obj.get("source") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(_) => return Err(data_err(format!("sample {i}: `source` must be a non-empty string"))),
+        };
+        if let Some(key) = obj.keys().find(|k| !matches!(k.as_str(), "text" | "labels" | "source")) {
+            return Err(data_err(format!("sample {i}: unknown field `{key}` (expected text, labels and optionally source)")));
         }
-        let sample = Sample { text, labels: out_labels };
+        let sample = Sample { text, labels: out_labels, source };
         if seen.insert(sample.clone()) {
             samples.push(sample);
         } else {
@@ -211,6 +220,15 @@ mod tests {
         assert!(p(r#"[{"text":" ","labels":["x"]}]"#).unwrap_err().to_string().contains("`text` is empty"));
         assert!(p(r#"[]"#).unwrap_err().to_string().contains("no samples"));
         assert!(p(r#"[{"text":"a","labels":[1]}]"#).unwrap_err().to_string().contains("must be a string"));
+        assert!(p(r#"[{"text":"a","labels":["x"],"source":3}]"#).unwrap_err().to_string().contains("`source` must be"));
+        assert!(p(r#"[{"text":"a","labels":["x"],"topic":"y"}]"#).unwrap_err().to_string().contains("unknown field `topic`"));
+    }
+
+    #[test]
+    fn source_is_optional() {
+        let (s, _) = p(r#"[{"text":"a","labels":["x"],"source":"trec"},{"text":"b","labels":["y"]}]"#).unwrap();
+        assert_eq!(s[0].source.as_deref(), Some("trec"));
+        assert_eq!(s[1].source, None);
     }
 
     #[test]
@@ -228,7 +246,7 @@ mod tests {
 
     #[test]
     fn pairs() {
-        let s = vec![Sample { text: "t".into(), labels: vec!["a".into(), "b".into()] }];
+        let s = vec![Sample { text: "t".into(), labels: vec!["a".into(), "b".into()], source: None }];
         assert_eq!(expand_pairs(&s).len(), 2);
         assert_eq!(unique_labels(&s), vec!["a", "b"]);
     }
