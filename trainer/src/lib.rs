@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod fast_ops;
 pub mod models;
 pub mod optim;
 pub mod plot;

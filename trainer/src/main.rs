@@ -26,6 +26,12 @@ enum Command {
     Push(datagen::PushArgs),
     /// Download a Hub repo (checkpoint, bundle or base model) into a local folder.
     Pull(datagen::PullArgs),
+    /// Show what this binary's libtorch can use: CUDA linked, devices, cuDNN, CUDA graphs.
+    Devices {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -108,6 +114,7 @@ fn main() {
         Command::CreateDataset(a) => datagen::run_create_dataset(a),
         Command::Push(a) => datagen::run_push(a),
         Command::Pull(a) => datagen::run_pull(a),
+        Command::Devices { json } => run_devices(json),
     };
     if let Err(e) = result {
         eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
@@ -220,6 +227,21 @@ fn run_train(a: TrainArgs) -> Result<()> {
         summary.best_val_loss.map_or("-".into(), |l| format!("{l:.4}")),
         summary.run_dir.display()
     );
+    Ok(())
+}
+
+fn run_devices(json: bool) -> Result<()> {
+    let r = trainer::device::DeviceReport::probe();
+    if json {
+        println!("{}", serde_json::to_string(&r).context("serialising the report")?);
+    } else {
+        println!("libtorch: {}", r.libtorch.as_deref().unwrap_or("?"));
+        println!("libtorch_cuda linked: {}", r.cuda_linked);
+        println!("CUDA devices: {}", r.cuda_devices);
+        println!("cuDNN: {}", r.cudnn);
+        println!("CUDA graphs: {}", r.cuda_graphs);
+        println!("--device auto: {}", r.auto_choice());
+    }
     Ok(())
 }
 
