@@ -154,6 +154,7 @@ pub fn write_fake_checkpoint(base: &Path, dir: &Path, model_type: ModelType) -> 
             n_code_vectors,
             colbert_dim,
             label_template: None,
+            similarity: Default::default(),
         },
         base_model: base.display().to_string(),
         data: PathBuf::from("none (speed bundle: MiniLM weights, random untrained head)"),

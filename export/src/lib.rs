@@ -149,6 +149,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                 n_code_vectors: None,
                 colbert_dim: None,
                 label_template: None,
+                similarity: Default::default(),
             }
         }
     };

@@ -119,50 +119,65 @@ char* zsc_autocast_exit(int device_type) {
 #ifdef ZSC_WITH_CUDA
 struct ZscGraph {
   at::cuda::CUDAGraph graph;
+  // the non-default stream warm-up steps and the capture run on (cuBLAS workspaces and
+  // other lazily created per-stream state must exist before capture, as torch.cuda.graph's
+  // documentation asks of warm-up iterations)
+  c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
   c10::optional<c10::cuda::CUDAStream> previous;
 };
 
-void* zsc_graph_new() { return new ZscGraph(); }
+void* zsc_graph_new() {
+  try {
+    return new ZscGraph();
+  } catch (...) {
+    return nullptr;
+  }
+}
 
 void zsc_graph_free(void* g) { delete static_cast<ZscGraph*>(g); }
 
-// Makes a side stream current and starts capturing everything launched on it (as
-// `torch.cuda.graph` does: synchronize, release cached blocks, capture on a non-default stream).
-char* zsc_graph_capture_begin(void* g) {
+// Makes the graph's side stream current (after everything queued so far has finished).
+char* zsc_graph_enter_stream(void* g) {
   ZSC_PROTECT({
     auto* zg = static_cast<ZscGraph*>(g);
     c10::cuda::device_synchronize();
-    c10::cuda::CUDACachingAllocator::emptyCache();
     zg->previous = c10::cuda::getCurrentCUDAStream();
-    c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool());
-    zg->graph.capture_begin();
+    c10::cuda::setCurrentCUDAStream(zg->stream);
   })
 }
 
-// Ends the capture (also after a failed step, to leave the stream usable) and restores the stream.
-char* zsc_graph_capture_end(void* g) {
-  auto* zg = static_cast<ZscGraph*>(g);
-  std::string err;
-  try {
-    zg->graph.capture_end();
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
-  try {
-    if (zg->previous) c10::cuda::setCurrentCUDAStream(*zg->previous);
+// Waits for the side stream and makes the previous stream current again.
+char* zsc_graph_exit_stream(void* g) {
+  ZSC_PROTECT({
+    auto* zg = static_cast<ZscGraph*>(g);
     c10::cuda::device_synchronize();
-  } catch (const std::exception& e) {
-    if (err.empty()) err = e.what();
-  }
-  return err.empty() ? nullptr : error_message(err.c_str());
+    if (zg->previous) c10::cuda::setCurrentCUDAStream(*zg->previous);
+    zg->previous.reset();
+  })
 }
 
+// Starts capturing what is launched on the current (side) stream; nothing runs until replay.
+char* zsc_graph_capture_begin(void* g) {
+  ZSC_PROTECT({
+    c10::cuda::device_synchronize();
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    static_cast<ZscGraph*>(g)->graph.capture_begin();
+  })
+}
+
+char* zsc_graph_capture_end(void* g) {
+  ZSC_PROTECT({ static_cast<ZscGraph*>(g)->graph.capture_end(); })
+}
+
+// Replays on the current stream (the default one after exit_stream).
 char* zsc_graph_replay(void* g) {
   ZSC_PROTECT({ static_cast<ZscGraph*>(g)->graph.replay(); })
 }
 #else
 void* zsc_graph_new() { return nullptr; }
 void zsc_graph_free(void*) {}
+char* zsc_graph_enter_stream(void*) { return error_message("built without CUDA graph support"); }
+char* zsc_graph_exit_stream(void*) { return error_message("built without CUDA graph support"); }
 char* zsc_graph_capture_begin(void*) { return error_message("built without CUDA graph support"); }
 char* zsc_graph_capture_end(void*) { return error_message("built without CUDA graph support"); }
 char* zsc_graph_replay(void*) { return error_message("built without CUDA graph support"); }

@@ -33,6 +33,8 @@ extern "C" {
     fn zsc_autocast_exit(device_type: c_int) -> *mut c_char;
     fn zsc_graph_new() -> *mut c_void;
     fn zsc_graph_free(g: *mut c_void);
+    fn zsc_graph_enter_stream(g: *mut c_void) -> *mut c_char;
+    fn zsc_graph_exit_stream(g: *mut c_void) -> *mut c_char;
     fn zsc_graph_capture_begin(g: *mut c_void) -> *mut c_char;
     fn zsc_graph_capture_end(g: *mut c_void) -> *mut c_char;
     fn zsc_graph_replay(g: *mut c_void) -> *mut c_char;
@@ -138,6 +140,8 @@ pub fn with_bf16_autocast<T>(device: tch::Device, cache: bool, f: impl FnOnce() 
 }
 
 /// A captured CUDA graph: the kernels one training step launches, replayed with one call.
+/// Warm-up steps and the capture run on the graph's own side stream
+/// ([`CudaGraph::enter_side_stream`]); replays run on the default stream.
 pub struct CudaGraph {
     ptr: *mut c_void,
 }
@@ -147,13 +151,29 @@ impl CudaGraph {
         if !has_cuda_graphs() {
             return Err(TrainerError::Invalid("this trainer was built without CUDA graph support".into()));
         }
-        // SAFETY: returns a heap object freed in Drop.
-        Ok(CudaGraph { ptr: unsafe { zsc_graph_new() } })
+        // SAFETY: returns a heap object (or NULL on failure) freed in Drop.
+        let ptr = unsafe { zsc_graph_new() };
+        if ptr.is_null() {
+            return Err(TrainerError::Invalid("could not create a CUDA graph (no CUDA device?)".into()));
+        }
+        Ok(CudaGraph { ptr })
     }
 
-    /// Captures what `f` launches (on a side stream; nothing runs). The capture always ends,
-    /// also when `f` fails or panics.
-    pub fn capture<T>(&mut self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Makes the side stream current (after the device has finished all queued work).
+    pub fn enter_side_stream(&self) -> Result<()> {
+        // SAFETY: `ptr` is a live graph.
+        check("switching to the capture stream", unsafe { zsc_graph_enter_stream(self.ptr) })
+    }
+
+    /// Waits for the side stream and makes the previous stream current again.
+    pub fn exit_side_stream(&self) -> Result<()> {
+        // SAFETY: `ptr` is a live graph.
+        check("leaving the capture stream", unsafe { zsc_graph_exit_stream(self.ptr) })
+    }
+
+    /// Captures what `f` launches on the current (side) stream; nothing runs until
+    /// [`CudaGraph::replay`]. The capture always ends, also when `f` fails or panics.
+    pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         // SAFETY: `ptr` is a live graph.
         check("starting a CUDA graph capture", unsafe { zsc_graph_capture_begin(self.ptr) })?;
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));

@@ -6,15 +6,20 @@
 //! [`ZscModel::encode`], [`ZscModel::token_embeddings`], [`ZscModel::score_matrix`] and
 //! [`eval::score_texts_labels`] give hidden states, ColBERT token embeddings and scores.
 
+pub mod batches;
 pub mod bert;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod eval;
 pub mod fast_ops;
+pub mod loss;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod plot;
+pub mod probe;
+pub mod step;
 pub mod train;
 
 pub use bert::{BertConfig, BertModel};

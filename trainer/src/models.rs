@@ -11,7 +11,8 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 use zsc_core::manifest::tensor_names;
 use zsc_core::tokenize::TokenBatch;
-use zsc_core::{ModelSpec, ModelType};
+use zsc_core::config::COSINE_SCALE_INIT;
+use zsc_core::{ModelSpec, ModelType, Similarity};
 
 use crate::bert::{self, BertConfig, BertModel};
 use crate::error::{Result, TrainerError};
@@ -46,12 +47,46 @@ impl BatchTensors {
         if n == 0 {
             return Err(TrainerError::Invalid("empty token batch".into()));
         }
-        let t = |v: &[i64]| Tensor::from_slice(v).view(shape).to_device(device);
+        let t = |v: &[i64]| to_device_async(&Tensor::from_slice(v).view(shape), device);
         Ok(BatchTensors {
-            input_ids: t(&b.input_ids),
-            attention_mask: t(&b.attention_mask),
-            token_type_ids: t(&b.token_type_ids),
+            input_ids: t(&b.input_ids)?,
+            attention_mask: t(&b.attention_mask)?,
+            token_type_ids: t(&b.token_type_ids)?,
         })
+    }
+
+    /// Copies `b` into these (static, same-shaped) device tensors without waiting: what a
+    /// CUDA graph's inputs are refreshed with before each replay.
+    pub fn fill_from(&self, b: &TokenBatch) -> Result<()> {
+        let size = self.input_ids.size();
+        if size != [b.batch as i64, b.seq as i64] {
+            return Err(TrainerError::Invalid(format!("token batch {}x{} does not fit the static {size:?}", b.batch, b.seq)));
+        }
+        for (dst, src) in [(&self.input_ids, &b.input_ids), (&self.attention_mask, &b.attention_mask), (&self.token_type_ids, &b.token_type_ids)] {
+            copy_host_to(dst, &Tensor::from_slice(src).view([b.batch as i64, b.seq as i64]))?;
+        }
+        Ok(())
+    }
+}
+
+/// A host tensor on `device`: on CUDA through pinned memory without waiting for the GPU (the
+/// caching host allocator keeps the pinned block until the copy is done), elsewhere a plain copy.
+pub fn to_device_async(t: &Tensor, device: Device) -> Result<Tensor> {
+    if !device.is_cuda() {
+        return Ok(t.to_device(device));
+    }
+    let dst = Tensor::empty(t.size(), (t.kind(), device));
+    copy_host_to(&dst, t)?;
+    Ok(dst)
+}
+
+/// `dst.copy_(host)`: non-blocking from pinned memory when `dst` is on CUDA.
+pub fn copy_host_to(dst: &Tensor, host: &Tensor) -> Result<()> {
+    if dst.device().is_cuda() {
+        crate::fast_ops::copy_nonblocking(dst, &host.pin_memory(dst.device()))
+    } else {
+        let mut d = dst.shallow_clone();
+        d.f_copy_(host).map_err(|e| TrainerError::torch("copying a batch", e))
     }
 }
 
@@ -90,11 +125,17 @@ pub fn poly_scores(codes: &Tensor, text_h: &Tensor, text_mask: &Tensor, label_ve
     poly_scores_from_context(&poly_context(codes, text_h, text_mask), label_vecs)
 }
 
+/// PolyEncoder with `similarity: cosine`: the attended vector `v` as in [`poly_scores_from_context`],
+/// then `cos(v, l) × scale`.
+pub fn poly_cosine_scores_from_context(ctx: &Tensor, label_vecs: &Tensor, scale: &Tensor) -> Tensor {
+    let w = ctx.matmul(&label_vecs.tr()).transpose(1, 2).softmax(-1, ctx.kind()); // [N,M,m]
+    let v = l2_normalize(&w.matmul(ctx)); // [N,M,H]
+    (v * l2_normalize(label_vecs).unsqueeze(0)).sum_dim_intlist(-1, false, ctx.kind()) * scale
+}
+
 /// ColBERT token embeddings: `L2normalize(H @ W^T)` per token; `h [B,T,H]`, `proj [D,H]` -> `[B,T,D]`.
 pub fn colbert_embed(h: &Tensor, proj: &Tensor) -> Tensor {
-    let x = h.matmul(&proj.tr());
-    let norm = x.square().sum_dim_intlist(-1, true, x.kind()).sqrt().clamp_min(L2_EPS);
-    x / norm
+    l2_normalize(&h.matmul(&proj.tr()))
 }
 
 /// MaxSim: mean over real label tokens of the max over real text tokens of the dot product.
@@ -116,9 +157,21 @@ pub fn max_sim(text_e: &Tensor, text_mask: &Tensor, label_e: &Tensor, label_mask
 /// The model head (parameters on top of the shared BERT).
 #[derive(Debug)]
 pub enum Head {
-    BiEncoder,
-    PolyEncoder { codes: Tensor },
+    /// `cosine_scale`: present with `similarity: cosine` (score = cos × scale).
+    BiEncoder { cosine_scale: Option<Tensor> },
+    PolyEncoder { codes: Tensor, cosine_scale: Option<Tensor> },
     Colbert { proj: Tensor, score_scale: Tensor },
+}
+
+/// `x / max(||x||, eps)` along the last axis.
+pub fn l2_normalize(x: &Tensor) -> Tensor {
+    let norm = x.square().sum_dim_intlist(-1, true, x.kind()).sqrt().clamp_min(L2_EPS);
+    x / norm
+}
+
+/// Cosine scores `[N,M]` of text vectors against label vectors, times `scale`.
+pub fn cosine_scores(text_vecs: &Tensor, label_vecs: &Tensor, scale: &Tensor) -> Tensor {
+    dot_scores(&l2_normalize(text_vecs), &l2_normalize(label_vecs)) * scale
 }
 
 /// Precomputed label side of the scorers, so labels are encoded once per evaluation.
@@ -204,8 +257,10 @@ impl ZscModel {
         let root = vs.root();
         let bert = BertModel::new(root.clone(), bert_config);
         let h = spec.hidden_size as i64;
+        let cosine_scale = (spec.similarity == Similarity::Cosine)
+            .then(|| (&root / "cosine").var("score_scale", &[1], nn::Init::Const(COSINE_SCALE_INIT)));
         let head = match spec.model_type {
-            ModelType::BiEncoder => Head::BiEncoder,
+            ModelType::BiEncoder => Head::BiEncoder { cosine_scale },
             ModelType::PolyEncoder => {
                 let m = spec.n_code_vectors.unwrap_or(0) as i64;
                 let codes = (&root / "poly").var(
@@ -213,7 +268,7 @@ impl ZscModel {
                     &[m, h],
                     nn::Init::Randn { mean: 0.0, stdev: POLY_CODES_INIT_STD },
                 );
-                Head::PolyEncoder { codes }
+                Head::PolyEncoder { codes, cosine_scale }
             }
             ModelType::Colbert => {
                 let d = spec.colbert_dim.unwrap_or(0) as i64;
@@ -268,8 +323,11 @@ impl ZscModel {
     /// The checkpoint names every weight must have: Hugging Face BERT names + head names.
     pub fn expected_weight_names(&self) -> Vec<String> {
         let mut v = self.bert.config.weight_names();
+        if self.spec.similarity == Similarity::Cosine {
+            v.push(tensor_names::COSINE_SCALE.into());
+        }
         match self.head {
-            Head::BiEncoder => {}
+            Head::BiEncoder { .. } => {}
             Head::PolyEncoder { .. } => v.push(tensor_names::POLY_CODES.into()),
             Head::Colbert { .. } => {
                 v.push(tensor_names::COLBERT_PROJ.into());
@@ -286,8 +344,13 @@ impl ZscModel {
     /// `last_hidden_state [B,T,H]` of a token batch, plus its attention mask `[B,T]` on the device.
     pub fn encode(&self, batch: &TokenBatch, train: bool) -> Result<(Tensor, Tensor)> {
         let t = BatchTensors::new(batch, self.device())?;
-        let h = self.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, train);
+        let h = self.encode_tensors(&t, train);
         Ok((h, t.attention_mask))
+    }
+
+    /// `last_hidden_state [B,T,H]` of input tensors already on the device.
+    pub fn encode_tensors(&self, t: &BatchTensors, train: bool) -> Tensor {
+        self.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, train)
     }
 
     /// Masked-mean sentence vectors `[B,H]`.
@@ -307,23 +370,38 @@ impl ZscModel {
 
     /// Encode (already templated) labels once for scoring.
     pub fn encode_labels(&self, labels: &TokenBatch, train: bool) -> Result<LabelCache> {
+        let t = BatchTensors::new(labels, self.device())?;
+        Ok(self.encode_label_tensors(&t, train))
+    }
+
+    fn encode_label_tensors(&self, t: &BatchTensors, train: bool) -> LabelCache {
+        let h = self.encode_tensors(t, train);
         match &self.head {
-            Head::BiEncoder | Head::PolyEncoder { .. } => Ok(LabelCache::Pooled(self.pooled(labels, train)?)),
-            Head::Colbert { .. } => {
-                let (emb, mask) = self.token_embeddings(labels, train)?;
-                Ok(LabelCache::Tokens { emb, mask })
+            Head::BiEncoder { .. } | Head::PolyEncoder { .. } => LabelCache::Pooled(mean_pool(&h, &t.attention_mask)),
+            Head::Colbert { proj, .. } => {
+                LabelCache::Tokens { emb: colbert_embed(&h, proj), mask: t.attention_mask.shallow_clone() }
             }
         }
     }
 
     /// Logits `[N_text, N_label]` of a text batch against encoded labels.
     pub fn score_texts(&self, texts: &TokenBatch, labels: &LabelCache, train: bool) -> Result<Tensor> {
-        let (h, mask) = self.encode(texts, train)?;
+        let t = BatchTensors::new(texts, self.device())?;
+        self.score_text_tensors(&t, labels, train)
+    }
+
+    fn score_text_tensors(&self, t: &BatchTensors, labels: &LabelCache, train: bool) -> Result<Tensor> {
+        let h = self.encode_tensors(t, train);
+        let mask = &t.attention_mask;
         match (&self.head, labels) {
-            (Head::BiEncoder, LabelCache::Pooled(l)) => Ok(dot_scores(&mean_pool(&h, &mask), l)),
-            (Head::PolyEncoder { codes }, LabelCache::Pooled(l)) => Ok(poly_scores(codes, &h, &mask, l)),
+            (Head::BiEncoder { cosine_scale: None }, LabelCache::Pooled(l)) => Ok(dot_scores(&mean_pool(&h, mask), l)),
+            (Head::BiEncoder { cosine_scale: Some(s) }, LabelCache::Pooled(l)) => Ok(cosine_scores(&mean_pool(&h, mask), l, s)),
+            (Head::PolyEncoder { codes, cosine_scale: None }, LabelCache::Pooled(l)) => Ok(poly_scores(codes, &h, mask, l)),
+            (Head::PolyEncoder { codes, cosine_scale: Some(s) }, LabelCache::Pooled(l)) => {
+                Ok(poly_cosine_scores_from_context(&poly_context(codes, &h, mask), l, s))
+            }
             (Head::Colbert { proj, score_scale }, LabelCache::Tokens { emb, mask: lmask }) => {
-                Ok(max_sim(&colbert_embed(&h, proj), &mask, emb, lmask) * score_scale)
+                Ok(max_sim(&colbert_embed(&h, proj), mask, emb, lmask) * score_scale)
             }
             _ => Err(TrainerError::Invalid(format!("label cache does not fit a {} model", self.spec.model_type))),
         }
@@ -335,9 +413,34 @@ impl ZscModel {
         self.score_texts(texts, &cache, train)
     }
 
+    /// [`ZscModel::score_matrix`] of input tensors already on the device (what a CUDA graph captures).
+    pub fn score_matrix_tensors(&self, texts: &BatchTensors, labels: &BatchTensors, train: bool) -> Result<Tensor> {
+        let cache = self.encode_label_tensors(labels, train);
+        self.score_text_tensors(texts, &cache, train)
+    }
+
     /// Names of head parameters (trained with `head_learning_rate`).
     pub fn is_head_param(name: &str) -> bool {
-        name.starts_with("poly.") || name.starts_with("colbert.")
+        name.starts_with("poly.") || name.starts_with("colbert.") || name.starts_with("cosine.")
+    }
+
+    /// Replaces the ColBERT projection by random orthonormal rows (`colbert_dim <= hidden`) or
+    /// columns (`colbert_dim > hidden`): at `colbert_dim` = hidden size the projection is a
+    /// rotation, so MaxSim starts from the base model's own token geometry. Draws from the torch
+    /// RNG. A no-op for other heads.
+    pub fn init_colbert_orthogonal(&self) -> Result<()> {
+        let Head::Colbert { proj, .. } = &self.head else { return Ok(()) };
+        let (d, h) = proj.size2().map_err(|e| TrainerError::torch("colbert projection", e))?;
+        let opts = (Kind::Float, Device::Cpu);
+        let q = if d <= h {
+            Tensor::linalg_qr(&Tensor::randn([h, d], opts), "reduced").0.tr() // [d,h], orthonormal rows
+        } else {
+            Tensor::linalg_qr(&Tensor::randn([d, h], opts), "reduced").0 // [d,h], orthonormal columns
+        };
+        tch::no_grad(|| {
+            let mut p = proj.shallow_clone();
+            p.f_copy_(&q.to_device(proj.device())).map_err(|e| TrainerError::torch("colbert projection init", e))
+        })
     }
 }
 
@@ -418,6 +521,64 @@ mod tests {
     }
 
     #[test]
+    fn cosine_scores_by_hand() {
+        // text (3,4) vs labels (1,0) and (0,-2): cosines 0.6 and -0.8, times the scale 20
+        let t = t2(&[3., 4.], 1, 2);
+        let l = t2(&[1., 0., 0., -2.], 2, 2);
+        close(&cosine_scores(&t, &l, &Tensor::from_slice(&[20.0f32])), &[12.0, -16.0], 1e-5);
+        // poly: one code, so w = 1 for every label and v = ctx = (3,4): the same cosines
+        let ctx = t3(&[3., 4.], 1, 1, 2);
+        close(&poly_cosine_scores_from_context(&ctx, &l, &Tensor::from_slice(&[20.0f32])), &[12.0, -16.0], 1e-5);
+    }
+
+    #[test]
+    fn cosine_models_have_a_scale_and_keep_padding_out() {
+        for ty in [ModelType::BiEncoder, ModelType::PolyEncoder] {
+            let spec = ModelSpec { similarity: Similarity::Cosine, ..tiny_spec(ty) };
+            let m = ZscModel::new(spec, &tiny_cfg(), Device::Cpu).unwrap();
+            let mut got: Vec<String> = m.vs.variables().into_keys().collect();
+            got.sort();
+            let mut want = m.expected_weight_names();
+            want.sort();
+            assert_eq!(got, want, "{ty}");
+            assert!(got.contains(&"cosine.score_scale".to_string()));
+            assert!(ZscModel::is_head_param("cosine.score_scale"));
+            let text = TokenBatch { input_ids: vec![2, 5, 3, 0], attention_mask: vec![1, 1, 1, 0], token_type_ids: vec![0; 4], batch: 1, seq: 4 };
+            let short = TokenBatch { input_ids: vec![2, 5, 3], attention_mask: vec![1, 1, 1], token_type_ids: vec![0; 3], batch: 1, seq: 3 };
+            let label = TokenBatch { input_ids: vec![2, 7, 3], attention_mask: vec![1, 1, 1], token_type_ids: vec![0; 3], batch: 1, seq: 3 };
+            let a = m.score_matrix(&text, &label, false).unwrap();
+            let b = m.score_matrix(&short, &label, false).unwrap();
+            close(&a, &to_vec_f32(&b).unwrap(), 1e-5);
+            assert!(to_vec_f32(&a).unwrap()[0].abs() <= 20.0 + 1e-4, "a cosine times 20");
+        }
+    }
+
+    #[test]
+    fn orthogonal_colbert_init_keeps_the_geometry() {
+        tch::manual_seed(3);
+        for (d, rows) in [(8usize, true), (4, true), (12, false)] {
+            let spec = ModelSpec { colbert_dim: Some(d), ..tiny_spec(ModelType::Colbert) };
+            let m = ZscModel::new(spec, &tiny_cfg(), Device::Cpu).unwrap();
+            m.init_colbert_orthogonal().unwrap();
+            let Head::Colbert { proj, .. } = &m.head else { panic!() };
+            let gram = if rows { proj.matmul(&proj.tr()) } else { proj.tr().matmul(proj) };
+            let n = gram.size()[0];
+            let err = (gram - Tensor::eye(n, (Kind::Float, Device::Cpu))).abs().max().double_value(&[]);
+            assert!(err < 1e-5, "dim {d}: W W^T - I = {err}");
+        }
+        // at dim = hidden the projection is a rotation: cosine of any two token vectors is unchanged
+        let spec = ModelSpec { colbert_dim: Some(8), ..tiny_spec(ModelType::Colbert) };
+        let m = ZscModel::new(spec, &tiny_cfg(), Device::Cpu).unwrap();
+        m.init_colbert_orthogonal().unwrap();
+        let Head::Colbert { proj, .. } = &m.head else { panic!() };
+        let x = Tensor::randn([1, 2, 8], (Kind::Float, Device::Cpu));
+        let before = l2_normalize(&x);
+        let after = colbert_embed(&x, proj);
+        let cos = |e: &Tensor| (e.get(0).get(0) * e.get(0).get(1)).sum(Kind::Float).double_value(&[]);
+        assert!((cos(&before) - cos(&after)).abs() < 1e-5);
+    }
+
+    #[test]
     fn colbert_embed_normalises() {
         let h = t3(&[3., 4., 0., 0.], 1, 2, 2);
         let proj = t2(&[1., 0., 0., 1.], 2, 2);
@@ -469,6 +630,7 @@ mod tests {
             n_code_vectors: Some(3),
             colbert_dim: Some(4),
             label_template: None,
+            similarity: Default::default(),
         }
     }
 
@@ -493,7 +655,7 @@ mod tests {
                 close(score_scale, &[10.0], 0.0);
                 assert_eq!(proj.size(), vec![4, 8]);
             }
-            if let Head::PolyEncoder { codes } = &m.head {
+            if let Head::PolyEncoder { codes, .. } = &m.head {
                 assert_eq!(codes.size(), vec![3, 8]);
             }
         }

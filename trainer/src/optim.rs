@@ -291,7 +291,7 @@ mod tests {
             let opt = AdamW::new(vec![("w".into(), w.shallow_clone(), 1.0), ("b".into(), b.shallow_clone(), 3.0)], 0.1);
             (w, b, opt)
         };
-        let loss = |w: &Tensor, b: &Tensor, k: f64| ((w * k).sin().sum(tch::Kind::Float) + (b * b).sum(tch::Kind::Float) * k);
+        let loss = |w: &Tensor, b: &Tensor, k: f64| (w * k).sin().sum(tch::Kind::Float) + (b * b).sum(tch::Kind::Float) * k;
         let (w1, b1, mut plain) = make();
         let (w2, b2, mut fused) = make();
         for (i, lr) in [0.01, 0.02, 0.005].into_iter().enumerate() {

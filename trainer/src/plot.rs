@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::error::{Result, TrainerError};
-use crate::train::MetricsRecord;
+use crate::metrics::MetricsRecord;
 
 fn perr(path: &Path, e: impl std::fmt::Display) -> TrainerError {
     TrainerError::model(path, format!("plotting: {e}"))

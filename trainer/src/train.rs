@@ -1,29 +1,33 @@
-//! The training loop: (text, label) pairs of the train split, in-batch B×B logits, BCE-with-logits
-//! against the shared target matrix, AdamW with warm-up + linear decay, periodic validation,
-//! atomic `best/` and `last/` checkpoints, metrics JSONL, loss plot. Fully seeded: the data order is
-//! a function of (seed, epoch) and dropout is reseeded per step from (seed, step), so `--resume`
-//! continues exactly where the run stopped.
+//! The training run: in-batch contrastive steps on (text, label) pairs ([`crate::step`]), one data
+//! source per batch ([`crate::batches`]), periodic validation and zero-shot probe
+//! ([`crate::probe`]), atomic `best/`, `best_probe/` and `last/` checkpoints, `metrics.jsonl`
+//! ([`crate::metrics`]) and the loss plot. Fully seeded: the data order is a function of
+//! (seed, step) and dropout is reseeded per step, so `--resume` continues exactly where a run stopped.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
-use tch::{Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 use zsc_core::config::apply_template;
-use zsc_core::data::{self, Pair};
+use zsc_core::data::{self, Pair, Sample};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
-use zsc_core::rng::SplitMix64;
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{LossKind, ModelSpec, ModelType, Split, TrainConfig};
+use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, Split, TrainConfig};
 
+use crate::batches::{pairs_by_source, BatchPlan, Prefetcher, SourcePairs, StaticLengths};
 use crate::bert::BertConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
 use crate::device::parse_device;
 use crate::error::{Result, TrainerError};
+use crate::loss::{batch_loss, LossTargets};
+use crate::metrics::MetricsLog;
+pub use crate::metrics::{read_metrics, MetricsRecord};
 use crate::models::ZscModel;
 use crate::optim::{lr_at, AdamW};
+use crate::probe::{Probe, ProbeScores};
+use crate::step::{StepEngine, StepResult, StepSettings};
 
 /// Knobs of a training call that are not part of `config.yml`.
 #[derive(Debug, Clone, Default)]
@@ -36,22 +40,6 @@ pub struct TrainOptions {
     pub progress: bool,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricsRecord {
-    pub step: usize,
-    pub loss: f64,
-    pub lr: f64,
-    #[serde(default)]
-    pub val_loss: Option<f64>,
-    pub steps_per_s: f64,
-    /// Seconds since this process started training.
-    pub elapsed: f64,
-    /// Top-1 accuracy on `probe_data` (unseen labels), at validation steps of a run that has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe_top1: Option<f64>,
-}
-
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
     pub run_dir: PathBuf,
@@ -61,42 +49,10 @@ pub struct TrainSummary {
     pub losses: Vec<(usize, f64)>,
     pub val_losses: Vec<(usize, f64)>,
     pub best_val_loss: Option<f64>,
-    /// Training throughput of this call (validation and checkpointing excluded).
+    /// Training throughput of this call (validation, probe and checkpointing excluded).
     pub steps_per_s: f64,
-    /// Probe top-1 before the first step of a fresh run, then at every validation (`probe_data`).
+    /// Probe macro top-1 before the first step of a fresh run, then at every validation.
     pub probe_top1: Vec<(usize, f64)>,
-}
-
-/// The zero-shot probe of a run: samples whose labels training never sees, scored against all of them.
-pub struct Probe {
-    samples: Vec<data::Sample>,
-    labels: Vec<String>,
-}
-
-impl Probe {
-    pub fn load(path: &Path, train_labels: &std::collections::HashSet<&str>) -> Result<Probe> {
-        let samples = data::load_samples(path)?;
-        let mut labels: Vec<String> = samples.iter().flat_map(|s| s.labels.iter().cloned()).collect();
-        labels.sort();
-        labels.dedup();
-        let shared: Vec<&String> = labels.iter().filter(|l| train_labels.contains(l.as_str())).collect();
-        if !shared.is_empty() {
-            tracing::warn!(
-                "probe_data {}: {} of its {} labels are also train labels (e.g. {:?}): it does not measure unseen labels only",
-                path.display(),
-                shared.len(),
-                labels.len(),
-                shared[0]
-            );
-        }
-        tracing::info!("zero-shot probe {}: {} texts against {} labels", path.display(), samples.len(), labels.len());
-        Ok(Probe { samples, labels })
-    }
-
-    /// Top-1 accuracy of the model as it is now (eval mode, no gradients).
-    pub fn top1(&self, model: &ZscModel, tok: &TextTokenizer) -> Result<f64> {
-        Ok(crate::eval::evaluate(model, tok, &self.samples, &self.labels, "probe", 64)?.report.top1_accuracy)
-    }
 }
 
 /// The model description a config asks for.
@@ -108,101 +64,8 @@ pub fn model_spec(cfg: &TrainConfig, bert: &BertConfig) -> ModelSpec {
         n_code_vectors: (cfg.model_type == ModelType::PolyEncoder).then_some(cfg.n_code_vectors),
         colbert_dim: (cfg.model_type == ModelType::Colbert).then_some(cfg.colbert_dim),
         label_template: cfg.label_template.clone(),
+        similarity: if cfg.model_type == ModelType::Colbert { Default::default() } else { cfg.similarity },
     }
-}
-
-/// The seeded order of pair indices in `epoch`.
-pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = SplitMix64::new(seed ^ (epoch as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
-    rng.shuffle(&mut idx);
-    idx
-}
-
-/// Pair indices of (0-based) training step `step`: consecutive slices of each epoch's shuffled
-/// order (the incomplete tail of an epoch is skipped).
-pub struct BatchPlan {
-    n_pairs: usize,
-    batch_size: usize,
-    seed: u64,
-    cached: Option<(usize, Vec<usize>)>,
-}
-
-impl BatchPlan {
-    pub fn new(n_pairs: usize, batch_size: usize, seed: u64) -> Self {
-        BatchPlan { n_pairs, batch_size: batch_size.min(n_pairs).max(1), seed, cached: None }
-    }
-
-    pub fn batches_per_epoch(&self) -> usize {
-        (self.n_pairs / self.batch_size).max(1)
-    }
-
-    pub fn batch(&mut self, step: usize) -> Vec<usize> {
-        let bpe = self.batches_per_epoch();
-        let (epoch, k) = (step / bpe, step % bpe);
-        if self.cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            self.cached = Some((epoch, epoch_order(self.n_pairs, self.seed, epoch)));
-        }
-        let order = self.cached.as_ref().map(|(_, o)| o.as_slice()).unwrap_or(&[]);
-        order[k * self.batch_size..(k + 1) * self.batch_size].to_vec()
-    }
-}
-
-/// The loss of a batch's B×B logit matrix (`logits[i][j]` = text i against label j) against the
-/// in-batch target matrix (identity + pairs sharing a text or a label).
-pub fn batch_loss(logits: &Tensor, pairs: &[Pair], loss: LossKind, pos_weight_scale: Option<f64>) -> Tensor {
-    let b = pairs.len() as i64;
-    let targets = zsc_core::targets::target_matrix(pairs);
-    let target = Tensor::from_slice(&targets).view([b, b]).to_device(logits.device());
-    match loss {
-        LossKind::Bce => {
-            let pos_weight = zsc_core::targets::pos_weight(&targets, pos_weight_scale);
-            let pw = pos_weight.map(|w| Tensor::from_slice(&[w as f32]).to_device(logits.device()));
-            logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, pw, Reduction::Mean)
-        }
-        LossKind::Softmax => {
-            // other positives (same text or same label elsewhere in the batch) are not negatives:
-            // drop them from the softmax; the diagonal is each row's and column's class
-            let eye = Tensor::eye(b, (Kind::Float, logits.device()));
-            let other_pos = (target - &eye).gt(0.5);
-            let masked = logits.masked_fill(&other_pos, f64::NEG_INFINITY);
-            let classes = Tensor::arange(b, (Kind::Int64, logits.device()));
-            let rows = masked.cross_entropy_for_logits(&classes);
-            let cols = masked.transpose(0, 1).cross_entropy_for_logits(&classes);
-            (rows + cols) * 0.5
-        }
-    }
-}
-
-/// Logits of a batch of pairs: every text against every (templated) label of the batch.
-pub fn pair_logits(model: &ZscModel, tok: &TextTokenizer, pairs: &[Pair], train: bool) -> Result<Tensor> {
-    let texts: Vec<&str> = pairs.iter().map(|p| p.text.as_str()).collect();
-    let labels: Vec<String> =
-        pairs.iter().map(|p| apply_template(model.spec.label_template.as_deref(), &p.label)).collect();
-    let tb = tok.encode_batch(&texts)?;
-    let lb = tok.encode_batch(&labels)?;
-    model.score_matrix(&tb, &lb, train)
-}
-
-/// Mean loss over fixed validation batches, without dropout or gradients.
-pub fn validation_loss(
-    model: &ZscModel,
-    tok: &TextTokenizer,
-    batches: &[Vec<Pair>],
-    loss: LossKind,
-    pos_weight_scale: Option<f64>,
-) -> Result<Option<f64>> {
-    if batches.is_empty() {
-        return Ok(None);
-    }
-    tch::no_grad(|| {
-        let mut total = 0.0;
-        for b in batches {
-            let logits = pair_logits(model, tok, b, false)?;
-            total += batch_loss(&logits, b, loss, pos_weight_scale).double_value(&[]);
-        }
-        Ok(Some(total / batches.len() as f64))
-    })
 }
 
 /// Whether `freeze_layers` keeps parameter `name` fixed (embeddings + the lowest N layers).
@@ -219,74 +82,411 @@ pub fn frozen(name: &str, freeze_layers: usize) -> bool {
         .is_some_and(|i| i < freeze_layers)
 }
 
-fn write_metrics_line(f: &mut std::fs::File, path: &Path, r: &MetricsRecord) -> Result<()> {
-    let line = serde_json::to_string(r).map_err(|e| TrainerError::Invalid(e.to_string()))?;
-    writeln!(f, "{line}").map_err(|e| TrainerError::io(path, e))
-}
-
-/// Records of an existing `metrics.jsonl` (unparsable lines are skipped).
-pub fn read_metrics(path: &Path) -> Vec<MetricsRecord> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
-}
-
-/// A progress line above the bar, or a log line when there is no bar (not a terminal, logs to a file).
-fn say(pb: &ProgressBar, line: String) {
-    if pb.is_hidden() {
-        tracing::info!("{line}");
-    } else {
-        pb.println(line);
+/// Mean loss over fixed validation batches, without dropout or gradients.
+pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pair>], loss: LossKind, pos_weight_scale: Option<f64>) -> Result<Option<f64>> {
+    if batches.is_empty() {
+        return Ok(None);
     }
+    tch::no_grad(|| {
+        let mut total = 0.0;
+        for b in batches {
+            let texts: Vec<&str> = b.iter().map(|p| p.text.as_str()).collect();
+            let labels: Vec<String> = b.iter().map(|p| apply_template(model.spec.label_template.as_deref(), &p.label)).collect();
+            let logits = model.score_matrix(&tok.encode_batch(&texts)?, &tok.encode_batch(&labels)?, false)?;
+            let targets = LossTargets::new(b, pos_weight_scale, model.device())?;
+            total += batch_loss(&logits, &targets, loss).double_value(&[]);
+        }
+        Ok(Some(total / batches.len() as f64))
+    })
+}
+
+/// Validation batches: each from one source (as training batches are), sources taken in turn,
+/// at most `cap` (0 = all).
+fn validation_batches(val: &[SourcePairs], batch_size: usize, cap: usize) -> Vec<Vec<Pair>> {
+    let per_source: Vec<Vec<Vec<Pair>>> =
+        val.iter().map(|s| s.pairs.chunks(batch_size).filter(|c| c.len() >= 2).map(|c| c.to_vec()).collect()).collect();
+    let rounds = per_source.iter().map(Vec::len).max().unwrap_or(0);
+    let interleaved = (0..rounds).flat_map(|r| per_source.iter().filter_map(move |s| s.get(r).cloned()));
+    interleaved.take(if cap == 0 { usize::MAX } else { cap }).collect()
+}
+
+/// A step whose loss is still on the device (CUDA reads losses back every `log_every` steps).
+struct PendingStep {
+    step: usize,
+    result: StepResult,
+    lr: f64,
+    source: usize,
+}
+
+/// The training data, split and grouped, and what validation and the probe score.
+struct RunData {
+    sources: Arc<Vec<SourcePairs>>,
+    val_batches: Vec<Vec<Pair>>,
+    probe: Option<Probe>,
+}
+
+impl RunData {
+    fn load(cfg: &TrainConfig) -> Result<RunData> {
+        let samples = data::load_samples(&cfg.data)?;
+        let train: Vec<Sample> = data::select_split(&samples, cfg.split, cfg.seed, Split::Train);
+        let sources = pairs_by_source(&train);
+        let n_pairs: usize = sources.iter().map(|s| s.pairs.len()).sum();
+        if n_pairs < 2 {
+            return Err(TrainerError::Invalid(format!(
+                "{}: the train split holds {n_pairs} (text, label) pair(s); in-batch training needs at least 2",
+                cfg.data.display()
+            )));
+        }
+        let val = pairs_by_source(&data::select_split(&samples, cfg.split, cfg.seed, Split::Val));
+        let val_batches = validation_batches(&val, cfg.batch_size, cfg.val_batches);
+        if val_batches.is_empty() {
+            tracing::warn!("the val split is empty: no validation; best/ follows last/");
+        }
+        // the probe is read before anything in the run folder is touched
+        let probe = if cfg.probe_data.is_empty() {
+            None
+        } else {
+            Some(Probe::load(&cfg.probe_data, cfg.probe_max_texts, cfg.seed, &train)?)
+        };
+        Ok(RunData { sources: Arc::new(sources), val_batches, probe })
+    }
+
+    /// Token lengths for CUDA graphs: texts at `max_length`, labels at the longest templated label.
+    fn static_lengths(&self, tok: &TextTokenizer, template: Option<&str>) -> Result<(usize, usize)> {
+        let labels: std::collections::BTreeSet<&str> =
+            self.sources.iter().flat_map(|s| s.pairs.iter().map(|p| p.label.as_str())).collect();
+        let mut longest = 1;
+        let all: Vec<String> = labels.into_iter().map(|l| apply_template(template, l)).collect();
+        for chunk in all.chunks(256) {
+            longest = longest.max(tok.encode_batch(chunk)?.seq);
+        }
+        Ok((tok.max_length(), longest))
+    }
+}
+
+/// One training run: what [`train`] sets up, then steps, validates and checkpoints.
+struct Trainer<'a> {
+    cfg: &'a TrainConfig,
+    opts: &'a TrainOptions,
+    run_dir: PathBuf,
+    data: RunData,
+    model: ZscModel,
+    tok: TextTokenizer,
+    assets: CheckpointAssets,
+    opt: AdamW,
+    engine: StepEngine,
+    settings: StepSettings,
+    metrics: MetricsLog,
+    pending: Vec<PendingStep>,
+    start_step: usize,
+    best_val_loss: Option<f64>,
+    best_probe: Option<f64>,
+    summary: TrainSummary,
+    started: Instant,
+    /// Seconds spent in validation, probe and checkpoints (excluded from steps/s).
+    side_time: f64,
+    pb: ProgressBar,
 }
 
 /// Train as `cfg` says. Returns what happened; checkpoints, metrics and the plot are in the run folder.
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
-    cfg.validate()?;
-    let device = parse_device(&cfg.device)?;
-    let run_dir = cfg.output_dir.join(&cfg.run_name);
-    let base = PathBuf::from(&cfg.base_model);
-    if !base.is_dir() {
-        return Err(TrainerError::model(
-            &base,
-            "base_model is not a local folder (download the Hugging Face model first; it needs config.json, model.safetensors, tokenizer.json)",
-        ));
-    }
-    tch::manual_seed(cfg.seed as i64);
+    Trainer::new(cfg, opts)?.run()
+}
 
-    // data
-    let samples = data::load_samples(&cfg.data)?;
-    let train_samples = data::select_split(&samples, cfg.split, cfg.seed, Split::Train);
-    let val_samples = data::select_split(&samples, cfg.split, cfg.seed, Split::Val);
-    let pairs = data::expand_pairs(&train_samples);
-    if pairs.len() < 2 {
-        return Err(TrainerError::Invalid(format!(
-            "{}: the train split holds {} (text, label) pair(s); in-batch training needs at least 2",
-            cfg.data.display(),
-            pairs.len()
-        )));
-    }
-    let val_pairs = data::expand_pairs(&val_samples);
-    let val_batch_cap = if cfg.val_batches == 0 { usize::MAX } else { cfg.val_batches };
-    let val_batches: Vec<Vec<Pair>> =
-        val_pairs.chunks(cfg.batch_size).filter(|c| c.len() >= 2).take(val_batch_cap).map(|c| c.to_vec()).collect();
-    if val_batches.is_empty() {
-        tracing::warn!("the val split is empty: no validation; best/ follows last/");
-    }
-
-    // the zero-shot probe is read before anything in the run folder is touched
-    let probe = match &cfg.probe_data {
-        Some(path) => {
-            let train_labels: std::collections::HashSet<&str> =
-                train_samples.iter().flat_map(|s| s.labels.iter().map(String::as_str)).collect();
-            Some(Probe::load(path, &train_labels)?)
+impl<'a> Trainer<'a> {
+    fn new(cfg: &'a TrainConfig, opts: &'a TrainOptions) -> Result<Trainer<'a>> {
+        cfg.validate()?;
+        let device = parse_device(&cfg.device)?;
+        let run_dir = cfg.output_dir.join(&cfg.run_name);
+        let base = PathBuf::from(&cfg.base_model);
+        if !base.is_dir() {
+            return Err(TrainerError::model(
+                &base,
+                "base_model is not a local folder (download the Hugging Face model first; it needs config.json, model.safetensors, tokenizer.json)",
+            ));
         }
-        None => None,
-    };
+        tch::manual_seed(cfg.seed as i64);
+        let data = RunData::load(cfg)?;
+        let (model, tok, assets) = load_model(cfg, &base, device)?;
+        let mut opt = optimizer(cfg, &model);
+        let (start_step, best_val_loss, best_probe) = if opts.resume { resume(cfg, &run_dir, &model, &mut opt)? } else { (0, None, None) };
 
-    // model
+        std::fs::create_dir_all(&run_dir).map_err(|e| TrainerError::io(&run_dir, e))?;
+        let cfg_yaml = serde_yaml::to_string(cfg).map_err(|e| TrainerError::Invalid(e.to_string()))?;
+        zsc_core::manifest::write_atomic(&run_dir.join("config.yml"), cfg_yaml.as_bytes())?;
+        let metrics = MetricsLog::open(&run_dir, opts.resume, start_step)?;
+        let engine = StepEngine::new(device, cfg.cuda_graphs);
+        let settings = StepSettings {
+            loss: cfg.loss,
+            pos_weight_scale: cfg.pos_weight_scale,
+            max_grad_norm: cfg.max_grad_norm,
+            precision: cfg.precision,
+            seed: cfg.seed,
+        };
+        let summary = TrainSummary {
+            run_dir: run_dir.clone(),
+            start_step,
+            steps: start_step,
+            losses: Vec::new(),
+            val_losses: Vec::new(),
+            best_val_loss,
+            steps_per_s: 0.0,
+            probe_top1: Vec::new(),
+        };
+        let pb = progress_bar(opts.progress, cfg.max_steps, start_step);
+        Ok(Trainer {
+            cfg, opts, run_dir, data, model, tok, assets, opt, engine, settings, metrics,
+            pending: Vec::new(), start_step, best_val_loss, best_probe, summary,
+            started: Instant::now(), side_time: 0.0, pb,
+        })
+    }
+
+    fn run(mut self) -> Result<TrainSummary> {
+        let end = self.opts.stop_after.map_or(self.cfg.max_steps, |s| s.min(self.cfg.max_steps));
+        self.log_start(end);
+        if let (Some(p), false) = (&self.data.probe, self.opts.resume) {
+            let scores = p.evaluate(&self.model, &self.tok)?;
+            self.say(format!("step {}: zero-shot probe top-1 {}", self.start_step, probe_text(&scores)));
+            self.summary.probe_top1.push((self.start_step, scores.macro_top1));
+        }
+        let prefetch = self.prefetcher(end)?;
+        self.started = Instant::now();
+        let sync_every = if self.model.device().is_cuda() { self.cfg.log_every } else { 1 };
+        for step in self.start_step..end {
+            let batch = prefetch.next()?;
+            let lr = lr_at(step, self.cfg.max_steps, self.cfg.warmup_ratio, 1.0);
+            let result = self.engine.run(&self.model, &mut self.opt, &batch, lr, &self.settings)?;
+            self.pending.push(PendingStep { step: step + 1, result, lr, source: batch.source });
+            self.pb.set_position(step as u64 + 1);
+            if (step + 1) % self.cfg.val_every == 0 || step + 1 == self.cfg.max_steps {
+                self.validate_and_save(step + 1)?;
+            } else if self.pending.len() >= sync_every {
+                self.flush_losses(None)?;
+            }
+        }
+        self.flush_losses(None)?;
+        self.finish(end)
+    }
+
+    fn log_start(&self, end: usize) {
+        let sources = &self.data.sources;
+        let plan = BatchPlan::new(&sources.iter().map(|s| s.pairs.len()).collect::<Vec<_>>(), self.cfg.batch_size, self.cfg.seed, self.cfg.source_sampling_alpha);
+        let mix: Vec<String> = sources
+            .iter()
+            .zip(plan.source_probabilities())
+            .map(|(s, p)| format!("{} {} pairs (p={p:.3})", s.name, s.pairs.len()))
+            .collect();
+        tracing::info!(
+            "training {} on {:?} with {}: sources [{}], batches of {}, {} val batches, steps {}..{end}",
+            self.model.spec.model_type,
+            self.model.device(),
+            self.engine.describe(),
+            mix.join(", "),
+            self.cfg.batch_size,
+            self.data.val_batches.len(),
+            self.start_step,
+        );
+    }
+
+    fn prefetcher(&self, end: usize) -> Result<Prefetcher> {
+        let sizes: Vec<usize> = self.data.sources.iter().map(|s| s.pairs.len()).collect();
+        let plan = BatchPlan::new(&sizes, self.cfg.batch_size, self.cfg.seed, self.cfg.source_sampling_alpha);
+        let template = self.model.spec.label_template.clone();
+        let lengths: StaticLengths =
+            if self.engine.needs_static_shapes() { Some(self.data.static_lengths(&self.tok, template.as_deref())?) } else { None };
+        Ok(Prefetcher::spawn(plan, self.data.sources.clone(), self.tok.clone(), template, self.start_step..end, lengths))
+    }
+
+    /// Reads the pending steps' losses back (one sync), checks them, writes their metrics lines;
+    /// `validation` goes on the last line.
+    fn flush_losses(&mut self, validation: Option<(Option<f64>, Option<ProbeScores>)>) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let stacked = |f: &dyn Fn(&PendingStep) -> Tensor| -> Result<Vec<f64>> {
+            let ts: Vec<Tensor> = self.pending.iter().map(|p| f(p).to_kind(Kind::Double).to_device(Device::Cpu).view([1])).collect();
+            Vec::<f64>::try_from(&Tensor::cat(&ts, 0)).map_err(|e| TrainerError::torch("reading the losses", e))
+        };
+        let losses = stacked(&|p| p.result.loss.shallow_clone())?;
+        let norms = stacked(&|p| p.result.grad_norm.shallow_clone())?;
+        let pending = std::mem::take(&mut self.pending);
+        if let Some((p, l)) = pending.iter().zip(&losses).find(|(_, l)| !l.is_finite()) {
+            self.pb.abandon();
+            return Err(TrainerError::NonFiniteLoss { step: p.step, loss: *l });
+        }
+        if let Some((p, n)) = pending.iter().zip(&norms).find(|(_, n)| !n.is_finite()) {
+            self.pb.abandon();
+            return Err(TrainerError::NonFiniteGradient { step: p.step, norm: *n });
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let steps_per_s = (pending.last().map_or(0, |p| p.step) - self.start_step) as f64 / (elapsed - self.side_time).max(1e-9);
+        let n = pending.len();
+        let mut validation = validation;
+        for (i, (p, loss)) in pending.into_iter().zip(losses).enumerate() {
+            let (val_loss, probe) = if i + 1 == n { validation.take().unwrap_or_default() } else { (None, None) };
+            let single_source = self.data.sources.len() == 1;
+            self.metrics.append(MetricsRecord {
+                step: p.step,
+                loss,
+                lr: p.lr * self.cfg.learning_rate,
+                val_loss,
+                steps_per_s,
+                elapsed,
+                probe_top1: probe.as_ref().map(|s| s.macro_top1),
+                probe_tasks: probe.map(|s| s.per_task).unwrap_or_default(),
+                source: (!single_source).then(|| self.data.sources[p.source].name.clone()),
+            })?;
+            self.summary.losses.push((p.step, loss));
+            self.summary.steps = p.step;
+            self.pb.set_message(format!("loss {loss:.4}  {steps_per_s:.2} steps/s"));
+        }
+        self.summary.steps_per_s = steps_per_s;
+        Ok(())
+    }
+
+    fn validate_and_save(&mut self, step: usize) -> Result<()> {
+        // read the steps' losses first: that waits for the GPU, which is training time
+        let pending = std::mem::take(&mut self.pending);
+        let t0 = Instant::now();
+        let val_loss = validation_loss(&self.model, &self.tok, &self.data.val_batches, self.cfg.loss, self.cfg.pos_weight_scale)?;
+        if let Some(v) = val_loss {
+            if !v.is_finite() {
+                self.pb.abandon();
+                return Err(TrainerError::NonFiniteLoss { step, loss: v });
+            }
+            self.summary.val_losses.push((step, v));
+        }
+        let probe = match &self.data.probe {
+            Some(p) => Some(p.evaluate(&self.model, &self.tok)?),
+            None => None,
+        };
+        self.side_time += t0.elapsed().as_secs_f64();
+        self.pending = pending;
+        self.flush_losses(Some((val_loss, probe.clone())))?;
+        let t1 = Instant::now();
+        let last_loss = self.summary.losses.last().map_or(f64::NAN, |l| l.1);
+        let val_text = val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default();
+        let probe_line = probe.as_ref().map(|s| format!(", zero-shot probe top-1 {}", probe_text(s))).unwrap_or_default();
+        self.say(format!("step {step}: train loss {last_loss:.4}{val_text}{probe_line}"));
+        self.save_checkpoints(step, val_loss, probe.map(|s| s.macro_top1))?;
+        self.side_time += t1.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn save_checkpoints(&mut self, step: usize, val_loss: Option<f64>, probe_top1: Option<f64>) -> Result<()> {
+        if let Some(p) = probe_top1 {
+            self.summary.probe_top1.push((step, p));
+            // `best_probe/`: the step that transfers best to the held-out tasks
+            if self.best_probe.is_none_or(|b| p > b) {
+                self.best_probe = Some(p);
+                self.save("best_probe", step, val_loss, false)?;
+            }
+        }
+        let is_best = match (val_loss, self.best_val_loss) {
+            (Some(v), Some(b)) => v < b,
+            (Some(_), None) | (None, _) => true,
+        };
+        if is_best {
+            self.best_val_loss = val_loss.or(self.best_val_loss);
+            self.summary.best_val_loss = self.best_val_loss;
+            self.save("best", step, val_loss, false)?;
+        }
+        self.save("last", step, val_loss, true)
+    }
+
+    fn save(&self, name: &str, step: usize, val_loss: Option<f64>, with_optimizer: bool) -> Result<()> {
+        let info = CheckpointInfo {
+            format_version: FORMAT_VERSION,
+            spec: self.model.spec.clone(),
+            base_model: self.cfg.base_model.clone(),
+            data: self.cfg.data.clone(),
+            split: self.cfg.split,
+            seed: self.cfg.seed,
+            step,
+            val_loss,
+            created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
+        };
+        let state = TrainerState {
+            step,
+            best_val_loss: self.best_val_loss,
+            max_steps: self.cfg.max_steps,
+            seed: self.cfg.seed,
+            best_probe_top1: self.best_probe,
+        };
+        let optimizer = with_optimizer.then_some((&self.opt, &state));
+        checkpoint::save_checkpoint(&self.run_dir, name, &CheckpointWrite { model: &self.model, info: &info, assets: &self.assets, optimizer })?;
+        Ok(())
+    }
+
+    fn finish(self, end: usize) -> Result<TrainSummary> {
+        self.pb.finish_and_clear();
+        let step = self.summary.steps;
+        let interrupted = self.opts.stop_after.is_some_and(|s| s < self.cfg.max_steps);
+        let last_saved = self.metrics.records.iter().rev().find(|r| r.val_loss.is_some() || r.probe_top1.is_some()).map(|r| r.step);
+        if !interrupted && step > self.start_step && last_saved != Some(step) {
+            self.save("last", step, None, true)?;
+        }
+        if !interrupted {
+            self.plot();
+        }
+        debug_assert!(step <= end);
+        Ok(self.summary)
+    }
+
+    /// The loss plot; a failure (or a panic in the plotting library) is a warning, never an error.
+    fn plot(&self) {
+        let loss_name = match self.cfg.loss {
+            LossKind::Bce => "BCE loss",
+            LossKind::Softmax => "softmax loss",
+        };
+        let probe_start = self.summary.probe_top1.first().copied().filter(|p| p.0 == 0);
+        let path = self.run_dir.join("loss.png");
+        let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::plot::plot_losses(&self.metrics.records, &path, &self.cfg.run_name, loss_name, probe_start)
+        }));
+        match drawn {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not draw the loss plot: {e}"),
+            Err(_) => tracing::warn!("could not draw the loss plot: the plotting library panicked"),
+        }
+    }
+
+    /// A progress line above the bar, or a log line when there is no bar (not a terminal, logs to a file).
+    fn say(&self, line: String) {
+        if self.pb.is_hidden() {
+            tracing::info!("{line}");
+        } else {
+            self.pb.println(line);
+        }
+    }
+}
+
+fn probe_text(s: &ProbeScores) -> String {
+    if s.per_task.len() <= 1 {
+        return format!("{:.4}", s.macro_top1);
+    }
+    let tasks: Vec<String> = s.per_task.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+    format!("{:.4} (macro; {})", s.macro_top1, tasks.join(", "))
+}
+
+fn progress_bar(show: bool, max_steps: usize, start: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(max_steps as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_position(start as u64);
+    pb
+}
+
+/// The base model with a fresh head (ColBERT's projection initialised as `colbert_init` says),
+/// its tokenizer, and the files every checkpoint copies from it.
+fn load_model(cfg: &TrainConfig, base: &std::path::Path, device: Device) -> Result<(ZscModel, TextTokenizer, CheckpointAssets)> {
     let bert_cfg = BertConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
-    let spec = model_spec(cfg, &bert_cfg);
     if cfg.freeze_layers > bert_cfg.num_hidden_layers {
         return Err(TrainerError::Invalid(format!(
             "freeze_layers = {} but the base model has only {} layers",
@@ -294,20 +494,27 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         )));
     }
     let tok = TextTokenizer::from_file(&base.join(checkpoint_files::TOKENIZER), cfg.max_length)?;
-    let assets = CheckpointAssets::from_dir(&base)?;
-    let model = ZscModel::from_base(spec.clone(), &base, device)?;
+    let assets = CheckpointAssets::from_dir(base)?;
+    let model = ZscModel::from_base(model_spec(cfg, &bert_cfg), base, device)?;
+    if cfg.colbert_init == ColbertInit::Orthogonal {
+        model.init_colbert_orthogonal()?;
+    }
+    Ok((model, tok, assets))
+}
 
-    // parameters and optimizer
+/// AdamW over the trainable parameters: the encoder at `learning_rate`, head parameters at
+/// `head_learning_rate`, score scales at `score_scale_learning_rate`.
+fn optimizer(cfg: &TrainConfig, model: &ZscModel) -> AdamW {
     let head_lr = cfg.head_learning_rate.unwrap_or(cfg.learning_rate);
-    let mut params = Vec::new();
     let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut params = Vec::new();
     for (name, t) in vars {
         if frozen(&name, cfg.freeze_layers) {
             let _ = t.set_requires_grad(false);
             continue;
         }
-        let lr = if name == zsc_core::manifest::tensor_names::COLBERT_SCALE {
+        let lr = if name.ends_with("score_scale") {
             cfg.score_scale_learning_rate.unwrap_or(head_lr)
         } else if ZscModel::is_head_param(&name) {
             head_lr
@@ -316,223 +523,27 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         };
         params.push((name, t, lr));
     }
-    let mut opt = AdamW::new(params, cfg.weight_decay);
+    AdamW::new(params, cfg.weight_decay)
+}
 
-    // resume
-    let mut start_step = 0;
-    let mut best_val_loss: Option<f64> = None;
-    let mut best_probe: Option<f64> = None;
-    let last_dir = run_dir.join("last");
-    if opts.resume {
-        let dir = checkpoint::resolve_checkpoint_dir(&last_dir)?;
-        let info = CheckpointInfo::load(&dir)?;
-        if info.spec != spec {
-            return Err(TrainerError::model(
-                &dir,
-                format!("cannot resume: the checkpoint is {:?}, the config asks for {:?}", info.spec, spec),
-            ));
-        }
-        model.load_weights(&dir.join(checkpoint_files::WEIGHTS))?;
-        opt.load(&dir.join(checkpoint_files::OPTIMIZER))?;
-        let state: TrainerState = zsc_core::manifest::read_json(&dir.join(checkpoint_files::TRAINER_STATE))?;
-        if state.max_steps != cfg.max_steps {
-            tracing::warn!("resuming a run planned for {} steps with max_steps = {}: the schedule changes", state.max_steps, cfg.max_steps);
-        }
-        start_step = state.step;
-        best_val_loss = state.best_val_loss;
-        best_probe = state.best_probe_top1;
-        tracing::info!("resuming {} at step {start_step}", run_dir.display());
+/// Restores `<run>/last/`: weights, optimizer, and (step, best val loss, best probe).
+fn resume(cfg: &TrainConfig, run_dir: &std::path::Path, model: &ZscModel, opt: &mut AdamW) -> Result<(usize, Option<f64>, Option<f64>)> {
+    let dir = checkpoint::resolve_checkpoint_dir(&run_dir.join("last"))?;
+    let info = CheckpointInfo::load(&dir)?;
+    if info.spec != model.spec {
+        return Err(TrainerError::model(
+            &dir,
+            format!("cannot resume: the checkpoint is {:?}, the config asks for {:?}", info.spec, model.spec),
+        ));
     }
-
-    std::fs::create_dir_all(&run_dir).map_err(|e| TrainerError::io(&run_dir, e))?;
-    let cfg_yaml = serde_yaml::to_string(cfg).map_err(|e| TrainerError::Invalid(e.to_string()))?;
-    zsc_core::manifest::write_atomic(&run_dir.join("config.yml"), cfg_yaml.as_bytes())?;
-
-    // metrics: a fresh run starts a new file; a resumed run drops records after its checkpoint
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut history: Vec<MetricsRecord> = if opts.resume {
-        read_metrics(&metrics_path).into_iter().filter(|r| r.step <= start_step).collect()
-    } else {
-        Vec::new()
-    };
-    {
-        let mut text = String::new();
-        for r in &history {
-            text.push_str(&serde_json::to_string(r).map_err(|e| TrainerError::Invalid(e.to_string()))?);
-            text.push('\n');
-        }
-        zsc_core::manifest::write_atomic(&metrics_path, text.as_bytes())?;
+    model.load_weights(&dir.join(checkpoint_files::WEIGHTS))?;
+    opt.load(&dir.join(checkpoint_files::OPTIMIZER))?;
+    let state: TrainerState = zsc_core::manifest::read_json(&dir.join(checkpoint_files::TRAINER_STATE))?;
+    if state.max_steps != cfg.max_steps {
+        tracing::warn!("resuming a run planned for {} steps with max_steps = {}: the schedule changes", state.max_steps, cfg.max_steps);
     }
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| TrainerError::io(&metrics_path, e))?;
-
-    let info_at = |step: usize, val_loss: Option<f64>| CheckpointInfo {
-        format_version: FORMAT_VERSION,
-        spec: spec.clone(),
-        base_model: cfg.base_model.clone(),
-        data: cfg.data.clone(),
-        split: cfg.split,
-        seed: cfg.seed,
-        step,
-        val_loss,
-        created_by: format!("trainer {}", env!("CARGO_PKG_VERSION")),
-    };
-
-    let pb = if opts.progress {
-        let pb = ProgressBar::new(cfg.max_steps as u64);
-        pb.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        pb.set_position(start_step as u64);
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
-
-    tracing::info!(
-        "training {} on {:?}: {} train pairs ({} per epoch in batches of {}), {} val batches, steps {}..{}",
-        spec.model_type,
-        device,
-        pairs.len(),
-        BatchPlan::new(pairs.len(), cfg.batch_size, cfg.seed).batches_per_epoch(),
-        cfg.batch_size.min(pairs.len()),
-        val_batches.len(),
-        start_step,
-        cfg.max_steps
-    );
-
-    let mut probe_top1 = Vec::new();
-    if let (Some(p), false) = (&probe, opts.resume) {
-        let acc = p.top1(&model, &tok)?;
-        say(&pb, format!("step {start_step}: zero-shot probe top-1 {acc:.4}"));
-        probe_top1.push((start_step, acc));
-    }
-
-    let mut plan = BatchPlan::new(pairs.len(), cfg.batch_size, cfg.seed);
-    let started = Instant::now();
-    let mut train_time = 0.0f64;
-    let mut losses = Vec::new();
-    let mut val_losses = Vec::new();
-    let mut last_saved_step = None;
-    let end = opts.stop_after.map_or(cfg.max_steps, |s| s.min(cfg.max_steps));
-    let mut step = start_step;
-    while step < end {
-        let t0 = Instant::now();
-        // dropout masks depend on (seed, step) only, so a resumed run draws the same ones
-        tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) as i64);
-        let batch: Vec<Pair> = plan.batch(step).into_iter().map(|i| pairs[i].clone()).collect();
-        let logits = pair_logits(&model, &tok, &batch, true)?;
-        let loss = batch_loss(&logits, &batch, cfg.loss, cfg.pos_weight_scale);
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            pb.abandon();
-            return Err(TrainerError::NonFiniteLoss { step: step + 1, loss: loss_value });
-        }
-        opt.zero_grad();
-        loss.backward();
-        let grad_norm = opt.clip_grad_norm(cfg.max_grad_norm);
-        if !grad_norm.is_finite() {
-            pb.abandon();
-            return Err(TrainerError::NonFiniteGradient { step: step + 1, norm: grad_norm });
-        }
-        let factor = lr_at(step, cfg.max_steps, cfg.warmup_ratio, 1.0);
-        opt.step(factor);
-        step += 1;
-        train_time += t0.elapsed().as_secs_f64();
-        let steps_per_s = (step - start_step) as f64 / train_time.max(1e-9);
-        losses.push((step, loss_value));
-
-        let mut record = MetricsRecord {
-            step,
-            loss: loss_value,
-            lr: factor * cfg.learning_rate,
-            val_loss: None,
-            steps_per_s,
-            elapsed: started.elapsed().as_secs_f64(),
-            probe_top1: None,
-        };
-        pb.set_position(step as u64);
-        pb.set_message(format!("loss {loss_value:.4}  {steps_per_s:.2} steps/s"));
-
-        if step % cfg.val_every == 0 || step == cfg.max_steps {
-            let val_loss = validation_loss(&model, &tok, &val_batches, cfg.loss, cfg.pos_weight_scale)?;
-            record.val_loss = val_loss;
-            if let Some(v) = val_loss {
-                if !v.is_finite() {
-                    pb.abandon();
-                    return Err(TrainerError::NonFiniteLoss { step, loss: v });
-                }
-                val_losses.push((step, v));
-            }
-            if let Some(p) = &probe {
-                let acc = p.top1(&model, &tok)?;
-                record.probe_top1 = Some(acc);
-                probe_top1.push((step, acc));
-                // `best_probe/`: the step that transfers best to the probe's unseen labels (model
-                // selection on a dev set of held-out labels; `best/` stays the lowest val loss)
-                if best_probe.is_none_or(|b| acc > b) {
-                    best_probe = Some(acc);
-                    checkpoint::save_checkpoint(
-                        &run_dir,
-                        "best_probe",
-                        &CheckpointWrite { model: &model, info: &info_at(step, val_loss), assets: &assets, optimizer: None },
-                    )?;
-                }
-            }
-            let val_text = val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default();
-            let probe_text = record.probe_top1.map(|a| format!(", zero-shot probe top-1 {a:.4}")).unwrap_or_default();
-            say(&pb, format!("step {step}: train loss {loss_value:.4}{val_text}{probe_text}"));
-            let is_best = match (val_loss, best_val_loss) {
-                (Some(v), Some(b)) => v < b,
-                (Some(_), None) => true,
-                (None, _) => true,
-            };
-            if is_best {
-                best_val_loss = val_loss.or(best_val_loss);
-                checkpoint::save_checkpoint(
-                    &run_dir,
-                    "best",
-                    &CheckpointWrite { model: &model, info: &info_at(step, val_loss), assets: &assets, optimizer: None },
-                )?;
-            }
-            let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed, best_probe_top1: best_probe };
-            checkpoint::save_checkpoint(
-                &run_dir,
-                "last",
-                &CheckpointWrite { model: &model, info: &info_at(step, val_loss), assets: &assets, optimizer: Some((&opt, &state)) },
-            )?;
-            last_saved_step = Some(step);
-        }
-        write_metrics_line(&mut metrics_file, &metrics_path, &record)?;
-        history.push(record);
-    }
-    pb.finish_and_clear();
-
-    let interrupted = opts.stop_after.is_some_and(|s| s < cfg.max_steps);
-    if !interrupted && last_saved_step != Some(step) && step > start_step {
-        let state = TrainerState { step, best_val_loss, max_steps: cfg.max_steps, seed: cfg.seed, best_probe_top1: best_probe };
-        checkpoint::save_checkpoint(
-            &run_dir,
-            "last",
-            &CheckpointWrite { model: &model, info: &info_at(step, None), assets: &assets, optimizer: Some((&opt, &state)) },
-        )?;
-    }
-    if !interrupted {
-        let loss_name = match cfg.loss {
-            LossKind::Bce => "BCE loss",
-            LossKind::Softmax => "softmax loss",
-        };
-        let probe_start = probe_top1.first().copied().filter(|p| p.0 == 0);
-        if let Err(e) = crate::plot::plot_losses(&history, &run_dir.join("loss.png"), &cfg.run_name, loss_name, probe_start) {
-            tracing::warn!("could not draw the loss plot: {e}");
-        }
-    }
-    let steps_per_s = if train_time > 0.0 { (step - start_step) as f64 / train_time } else { 0.0 };
-    Ok(TrainSummary { run_dir, start_step, steps: step, losses, val_losses, best_val_loss, steps_per_s, probe_top1 })
+    tracing::info!("resuming {} at step {}", run_dir.display(), state.step);
+    Ok((state.step, state.best_val_loss, state.best_probe_top1))
 }
 
 #[cfg(test)]
@@ -550,50 +561,14 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_seeded_epoch_permutations() {
-        let mut plan = BatchPlan::new(10, 3, 5);
-        assert_eq!(plan.batches_per_epoch(), 3);
-        let epoch0: Vec<usize> = (0..3).flat_map(|s| plan.batch(s)).collect();
-        let mut sorted = epoch0.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 9, "no pair twice within an epoch");
-        let epoch1: Vec<usize> = (3..6).flat_map(|s| plan.batch(s)).collect();
-        assert_ne!(epoch0, epoch1, "each epoch has its own order");
-        // stateless: any step can be asked for first (what --resume relies on)
-        assert_eq!(BatchPlan::new(10, 3, 5).batch(4), plan.batch(4));
-        assert_ne!(BatchPlan::new(10, 3, 6).batch(0), BatchPlan::new(10, 3, 5).batch(0));
-    }
-
-    #[test]
-    fn bce_loss_by_hand() {
-        // 2 pairs, different texts and labels: identity targets; logits 0 everywhere -> ln 2
-        let pairs = vec![Pair { text: "a".into(), label: "x".into() }, Pair { text: "b".into(), label: "y".into() }];
-        let logits = Tensor::zeros([2, 2], (tch::Kind::Float, tch::Device::Cpu));
-        assert!((batch_loss(&logits, &pairs, LossKind::Bce, None).double_value(&[]) - 2f64.ln()).abs() < 1e-6);
-        // pos_weight = negatives/positives = 1 here (scale 3 -> 3): positives weigh 3 -> mean (3+3+1+1)/4 ln 2
-        let l = batch_loss(&logits, &pairs, LossKind::Bce, Some(3.0)).double_value(&[]);
-        assert!((l - 2.0 * 2f64.ln()).abs() < 1e-6, "{l}");
-    }
-
-    #[test]
-    fn softmax_loss_by_hand() {
-        let pair = |t: &str, l: &str| Pair { text: t.into(), label: l.into() };
-        // distinct pairs, logits [[2,0],[0,2]]: each row and column is -ln(e^2/(e^2+1)) = ln(1+e^-2)
-        let pairs = vec![pair("a", "x"), pair("b", "y")];
-        let logits = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
-        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
-        assert!((l - (1.0 + (-2f64).exp()).ln()).abs() < 1e-6, "{l}");
-        // asymmetric: rows (2,0),(1,3) and columns (2,1),(0,3)
-        let logits = Tensor::from_slice(&[2.0f32, 0.0, 1.0, 3.0]).view([2, 2]);
-        let ce = |own: f64, other: f64| -(own - (own.exp() + other.exp()).ln());
-        let want = 0.5 * ((ce(2.0, 0.0) + ce(3.0, 1.0)) / 2.0 + (ce(2.0, 1.0) + ce(3.0, 0.0)) / 2.0);
-        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
-        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
-        // the same label twice: the other positive is no negative, whatever its logit -> loss 0
-        let pairs = vec![pair("a", "x"), pair("b", "x")];
-        let logits = Tensor::from_slice(&[1.0f32, 9.0, 9.0, 1.0]).view([2, 2]);
-        let l = batch_loss(&logits, &pairs, LossKind::Softmax, None).double_value(&[]);
-        assert!(l.abs() < 1e-6, "{l}");
+    fn validation_batches_take_sources_in_turn() {
+        let src = |name: &str, n: usize| SourcePairs {
+            name: name.into(),
+            pairs: (0..n).map(|i| Pair { text: format!("{name}{i}"), label: name.into() }).collect(),
+        };
+        let b = validation_batches(&[src("a", 8), src("b", 3)], 2, 3);
+        let names: Vec<&str> = b.iter().map(|x| x[0].label.as_str()).collect();
+        assert_eq!(names, ["a", "b", "a"], "one source per batch, sources in turn");
+        assert!(b.iter().all(|x| x.iter().all(|p| p.label == x[0].label)));
     }
 }

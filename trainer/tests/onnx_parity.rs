@@ -33,6 +33,7 @@ fn minilm_checkpoint(model_type: ModelType, dir: &Path) -> PathBuf {
         n_code_vectors: (model_type == ModelType::PolyEncoder).then_some(16),
         colbert_dim: (model_type == ModelType::Colbert).then_some(128),
         label_template: None,
+        similarity: Default::default(),
     };
     tch::manual_seed(11);
     let model = ZscModel::from_base(spec.clone(), &base, Device::Cpu).unwrap();

@@ -37,6 +37,7 @@ fn minilm_matches_hugging_face() {
         n_code_vectors: None,
         colbert_dim: None,
         label_template: None,
+        similarity: Default::default(),
     };
     let model = ZscModel::from_base(spec, &base, Device::Cpu).unwrap();
 
@@ -75,6 +76,7 @@ fn missing_base_model_is_a_clear_error() {
         n_code_vectors: None,
         colbert_dim: None,
         label_template: None,
+        similarity: Default::default(),
     };
     let e = ZscModel::from_base(spec, std::path::Path::new("/nonexistent/model"), Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("/nonexistent/model") && e.contains("not found"), "{e}");

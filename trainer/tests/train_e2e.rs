@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tch::Device;
 use trainer::checkpoint::Checkpoint;
-use trainer::train::read_metrics;
+use trainer::train::{read_metrics, MetricsRecord};
 use trainer::{train, TrainOptions};
 use zsc_core::fixtures::TinyBert;
 use zsc_core::manifest::{checkpoint_files, tensor_names};
@@ -224,7 +224,7 @@ fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
     assert_eq!(saved.max_steps, 10);
     assert_eq!(saved.freeze_layers, 1);
     assert_eq!(saved.label_template.as_deref(), Some("about {}"));
-    assert_eq!(saved.probe_data.as_deref(), Some(probe.as_path()));
+    assert_eq!(saved.probe_data, vec![probe.clone()]);
     assert!(stderr.contains("5 texts against 5 labels") && stderr.contains("zero-shot probe top-1"), "{stderr}");
 
     let records = read_metrics(&run.join("metrics.jsonl"));
@@ -262,8 +262,10 @@ fn softmax_loss_trains_every_architecture() {
         s.cfg.loss = zsc_core::LossKind::Softmax;
         s.cfg.score_scale_learning_rate = Some(0.05);
         if model_type == ModelType::Colbert {
-            // MaxSim on a tiny random BERT needs a larger step to move within 60 steps
+            // MaxSim on a tiny random BERT needs a larger step to move within 60 steps (and a random
+            // projection: on a random encoder an orthonormal one stays at chance this short)
             s.cfg.learning_rate = 1e-2;
+            s.cfg.colbert_init = zsc_core::ColbertInit::Kaiming;
         }
         s.cfg.max_steps = 60;
         let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
@@ -279,4 +281,58 @@ fn softmax_loss_trains_every_architecture() {
             assert!((v - 10.0).abs() > 0.05, "score_scale stayed at {v}");
         }
     }
+}
+
+#[test]
+fn batches_come_from_one_source_and_the_probe_reports_every_held_out_task() {
+    let mut s = setup(ModelType::BiEncoder, "mix");
+    // two sources: the topic data, and a second task whose labels are moods
+    let mut samples: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&s.cfg.data).unwrap()).unwrap();
+    for v in samples.iter_mut() {
+        v["source"] = "topics".into();
+    }
+    for (mood, words) in [("happy", ["glad", "joy", "smile"]), ("sad", ["tears", "gloom", "cry"]), ("angry", ["rage", "furious", "mad"])] {
+        for w in words {
+            for frame in ["i feel {} today", "so much {}", "{} all day long"] {
+                samples.push(serde_json::json!({"text": frame.replace("{}", w), "labels": [mood], "source": "moods"}));
+            }
+        }
+    }
+    std::fs::write(&s.cfg.data, serde_json::to_string(&samples).unwrap()).unwrap();
+    let task = |name: &str, rows: serde_json::Value| {
+        let p = s.root.join(format!("{name}.json"));
+        std::fs::write(&p, rows.to_string()).unwrap();
+        p
+    };
+    let a = task("task_a", serde_json::json!([
+        {"text": "bring an umbrella, rain later", "labels": ["umbrella"]},
+        {"text": "play the guitar song again", "labels": ["replay"]},
+    ]));
+    let b = task("task_b", serde_json::json!([
+        {"text": "move money to my deposit account", "labels": ["wire"]},
+        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
+        {"text": "who scored the goal in the match", "labels": ["results"]},
+    ]));
+    s.cfg.probe_data = vec![a, b];
+    s.cfg.source_sampling_alpha = 0.0;
+    s.cfg.max_steps = 30;
+    s.cfg.val_every = 10;
+    let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
+    assert_eq!(summary.steps, 30);
+    let records = read_metrics(&summary.run_dir.join("metrics.jsonl"));
+    assert_eq!(records.len(), 30);
+    // alpha 0: both sources are drawn although the moods are 1/4 of the data; each step names its source
+    let from = |name: &str| records.iter().filter(|r| r.source.as_deref() == Some(name)).count();
+    assert!(from("moods") >= 8 && from("topics") >= 8, "moods {} topics {}", from("moods"), from("topics"));
+    assert_eq!(from("moods") + from("topics"), 30);
+    // every validation step has both tasks and their mean
+    let probed: Vec<&MetricsRecord> = records.iter().filter(|r| r.probe_top1.is_some()).collect();
+    assert_eq!(probed.iter().map(|r| r.step).collect::<Vec<_>>(), vec![10, 20, 30]);
+    for r in probed {
+        assert_eq!(r.probe_tasks.keys().collect::<Vec<_>>(), vec!["task_a", "task_b"]);
+        let mean = r.probe_tasks.values().sum::<f64>() / 2.0;
+        assert!((r.probe_top1.unwrap() - mean).abs() < 1e-12, "{r:?}");
+    }
+    // the probe's start value (the untrained model) is in the summary
+    assert_eq!(summary.probe_top1.first().map(|p| p.0), Some(0));
 }

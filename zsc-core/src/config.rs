@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelType {
     BiEncoder,
@@ -31,7 +31,47 @@ pub enum LossKind {
     Softmax,
 }
 
+/// How a BiEncoder or PolyEncoder compares a text vector with a label vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Similarity {
+    /// Dot product (the base model's own geometry; label vectors with a large norm win more often).
+    #[default]
+    Dot,
+    /// Cosine of the two vectors times a learnable scale (the softmax's inverse temperature,
+    /// tensor `cosine.score_scale`, init [`COSINE_SCALE_INIT`]).
+    Cosine,
+}
+
+/// Init of the learnable scale of `similarity: cosine` (sentence-transformers' MultipleNegativesRankingLoss uses 20).
+pub const COSINE_SCALE_INIT: f64 = 20.0;
+
+/// Init of the ColBERT projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColbertInit {
+    /// Random orthonormal rows (`colbert_dim <= hidden`): at `colbert_dim` = hidden size the
+    /// projection is a rotation, so step 0 keeps the base model's token geometry exactly.
+    #[default]
+    Orthogonal,
+    /// `nn.Linear`'s default (Kaiming uniform): a random projection.
+    Kaiming,
+}
+
+/// Arithmetic of the training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// bfloat16 autocast for the forward pass (matrix products in bf16; weights, optimizer and
+    /// reductions stay fp32). Meant for GPUs; evaluation always runs in fp32.
+    Bf16,
+}
+
 impl ModelType {
+    pub const ALL: [ModelType; 3] = [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ModelType::BiEncoder => "bi_encoder",
@@ -149,13 +189,33 @@ pub struct TrainConfig {
     pub label_template: Option<String>,
     /// Freeze the embeddings and the lowest N transformer layers.
     pub freeze_layers: usize,
-    /// Optional zero-shot probe: a data file whose labels are kept out of training (e.g. the
-    /// held-out CLINC150 domains' val utterances). At every validation its texts are scored
-    /// against all its labels and the top-1 accuracy goes to `metrics.jsonl` and the plot, so a
-    /// run shows whether it still transfers to unseen labels. Monitoring only: `best/` stays the
-    /// lowest val loss.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe_data: Option<PathBuf>,
+    /// The zero-shot probe: one or more held-out tasks, each a data file whose labels (and
+    /// texts) are kept out of training. At every validation each task's texts are scored against
+    /// that task's labels; `probe_top1` in `metrics.jsonl` is the macro average over tasks (per
+    /// task values beside it), and `best_probe/` keeps the step where it was highest.
+    #[serde(default, deserialize_with = "one_or_many_paths", skip_serializing_if = "Vec::is_empty")]
+    pub probe_data: Vec<PathBuf>,
+    /// Cap on the texts scored per probe task (a seeded subset; 0 = all).
+    pub probe_max_texts: usize,
+    /// Batches come from one `source` of the data at a time; a source is drawn with probability
+    /// proportional to (its pairs)^alpha: 1 = in proportion to size, 0 = every source alike.
+    pub source_sampling_alpha: f64,
+    /// `dot | cosine` (BiEncoder and PolyEncoder; ColBERT's MaxSim is always cosine-based).
+    pub similarity: Similarity,
+    /// Init of the ColBERT projection: `orthogonal` (keeps the base geometry at step 0) or `kaiming`.
+    pub colbert_init: ColbertInit,
+    /// `fp32 | bf16` (bf16 autocast of the forward pass; for GPUs).
+    pub precision: Precision,
+    /// On CUDA, capture the training step once as a CUDA graph and replay it (static shapes:
+    /// texts padded to `max_length`); falls back to eager steps if the capture fails.
+    pub cuda_graphs: bool,
+    /// On CUDA, read the train loss back from the GPU every this many steps (each read waits
+    /// for the GPU; the CPU reads every step).
+    pub log_every: usize,
+    /// Settings that apply only to one architecture, e.g. `colbert: {label_template: null}`;
+    /// they override the keys above for that `model_type` (command-line `--set` and flags still win).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub per_architecture: std::collections::BTreeMap<ModelType, serde_yaml::Mapping>,
     /// Settings of `trainer create-dataset` (read by the datagen crate; ignored by training).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_dataset: Option<serde_yaml::Value>,
@@ -189,7 +249,15 @@ impl Default for TrainConfig {
             colbert_dim: 128,
             label_template: None,
             freeze_layers: 0,
-            probe_data: None,
+            probe_data: Vec::new(),
+            probe_max_texts: 0,
+            source_sampling_alpha: 1.0,
+            similarity: Similarity::Dot,
+            colbert_init: ColbertInit::Orthogonal,
+            precision: Precision::Fp32,
+            cuda_graphs: true,
+            log_every: 25,
+            per_architecture: Default::default(),
             create_dataset: None,
         }
     }
@@ -203,7 +271,44 @@ impl TrainConfig {
         let cfg: TrainConfig = serde_yaml::from_str(text)
             .map_err(|source| CoreError::Yaml { path: path.to_path_buf(), source })?;
         cfg.validate()?;
+        // every architecture's overrides must be valid keys and values, not only the one in use
+        for model_type in cfg.per_architecture.keys() {
+            let mut c = cfg.clone();
+            c.model_type = *model_type;
+            c.with_architecture_defaults(&Default::default()).map_err(|e| CoreError::Config {
+                field: format!("per_architecture.{model_type}"),
+                message: e.to_string(),
+            })?;
+        }
         Ok(cfg)
+    }
+
+    /// This config with `per_architecture[model_type]` applied, except the keys in `keep` (those
+    /// set explicitly on the command line). The result has no `per_architecture` left, so saving
+    /// and re-loading it (`--resume`) changes nothing.
+    pub fn with_architecture_defaults(&self, keep: &std::collections::BTreeSet<String>) -> Result<TrainConfig> {
+        let mut base = self.clone();
+        let overrides = std::mem::take(&mut base.per_architecture);
+        let Some(over) = overrides.get(&self.model_type) else {
+            return Ok(base);
+        };
+        let mut value = serde_yaml::to_value(&base).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        let map = value.as_mapping_mut().ok_or_else(|| CoreError::Invalid("settings are not a mapping".into()))?;
+        for (k, v) in over {
+            let key = k.as_str().unwrap_or_default();
+            if key == "model_type" || key == "per_architecture" {
+                return Err(CoreError::Config { field: key.into(), message: "cannot be set per architecture".into() });
+            }
+            if !keep.contains(key) {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        let out: TrainConfig = serde_yaml::from_value(value).map_err(|e| CoreError::Config {
+            field: format!("per_architecture.{}", self.model_type),
+            message: e.to_string(),
+        })?;
+        out.validate()?;
+        Ok(out)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -243,6 +348,13 @@ impl TrainConfig {
                 }
             }
         }
+        if !self.source_sampling_alpha.is_finite() || self.source_sampling_alpha < 0.0 {
+            return Err(CoreError::Config {
+                field: "source_sampling_alpha".into(),
+                message: format!("must be >= 0, got {}", self.source_sampling_alpha),
+            });
+        }
+        positive("log_every", self.log_every)?;
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             return Err(CoreError::Config {
                 field: "warmup_ratio".into(),
@@ -270,6 +382,21 @@ impl TrainConfig {
         }
         self.split.validate()
     }
+}
+
+/// `probe_data: FILE`, `probe_data: [FILE, ...]` or `probe_data: null`.
+fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(p)) => vec![p],
+        Some(OneOrMany::Many(v)) => v,
+    })
 }
 
 /// Apply an optional label template ("This text is about {}.") to a label.
@@ -324,6 +451,48 @@ mod tests {
     fn create_dataset_section_is_accepted() {
         let c = parse("create_dataset:\n  n_topics: 5\n").unwrap();
         assert!(c.create_dataset.is_some());
+    }
+
+    #[test]
+    fn probe_data_is_one_file_or_a_list() {
+        assert_eq!(parse("probe_data: a.json\n").unwrap().probe_data, vec![PathBuf::from("a.json")]);
+        assert_eq!(parse("probe_data: [a.json, b.json]\n").unwrap().probe_data.len(), 2);
+        assert!(parse("probe_data: null\n").unwrap().probe_data.is_empty());
+        assert!(parse("").unwrap().probe_data.is_empty());
+    }
+
+    #[test]
+    fn per_architecture_overrides_apply_to_their_model_type_only() {
+        let text = "label_template: \"About {}.\"\nper_architecture:\n  colbert: {label_template: null, colbert_dim: 384}\n";
+        let c = parse(text).unwrap();
+        let bi = c.with_architecture_defaults(&Default::default()).unwrap();
+        assert_eq!(bi.label_template.as_deref(), Some("About {}."));
+        assert!(bi.per_architecture.is_empty());
+        let mut col = c.clone();
+        col.model_type = ModelType::Colbert;
+        let col = col.with_architecture_defaults(&Default::default()).unwrap();
+        assert_eq!((col.label_template.clone(), col.colbert_dim), (None, 384));
+        // a key set on the command line wins over the architecture's default
+        let mut c2 = c.clone();
+        c2.model_type = ModelType::Colbert;
+        c2.colbert_dim = 96;
+        let keep = ["colbert_dim".to_string()].into_iter().collect();
+        assert_eq!(c2.with_architecture_defaults(&keep).unwrap().colbert_dim, 96);
+        // bad keys are named, even for an architecture not in use
+        let e = parse("per_architecture:\n  poly_encoder: {n_codes: 3}\n").unwrap_err().to_string();
+        assert!(e.contains("per_architecture.poly_encoder") && e.contains("n_codes"), "{e}");
+        let e = parse("per_architecture:\n  colbert: {model_type: bi_encoder}\n").unwrap_err().to_string();
+        assert!(e.contains("model_type"), "{e}");
+    }
+
+    #[test]
+    fn new_enums_parse_and_name_bad_values() {
+        let c = parse("similarity: cosine\nprecision: bf16\ncolbert_init: orthogonal\nsource_sampling_alpha: 0.5\n").unwrap();
+        assert_eq!((c.similarity, c.precision, c.colbert_init), (Similarity::Cosine, Precision::Bf16, ColbertInit::Orthogonal));
+        let e = parse("similarity: euclid\n").unwrap_err().to_string();
+        assert!(e.contains("euclid") || e.contains("similarity"), "{e}");
+        let e = parse("source_sampling_alpha: -1\n").unwrap_err().to_string();
+        assert!(e.contains("source_sampling_alpha"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod targets;
 pub mod tokenize;
 
 pub use bert_config::BertConfig;
-pub use config::{LossKind, ModelType, SplitRatios, TrainConfig};
+pub use config::{ColbertInit, LossKind, ModelType, Precision, Similarity, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
 pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec};

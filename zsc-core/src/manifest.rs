@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelType, SplitRatios};
+use crate::config::{ModelType, Similarity, SplitRatios};
 use crate::error::{CoreError, Result};
 
 /// Checkpoint folder files (`<output_dir>/<run_name>/{best,last}/`).
@@ -39,6 +39,8 @@ pub mod tensor_names {
     pub const COLBERT_PROJ: &str = "colbert.proj.weight";
     /// ColBERT learnable score scale, `[1]`, init 10.0.
     pub const COLBERT_SCALE: &str = "colbert.score_scale";
+    /// BiEncoder/PolyEncoder with `similarity: cosine`: learnable scale of the cosine, `[1]`, init 20.
+    pub const COSINE_SCALE: &str = "cosine.score_scale";
 }
 
 /// The ONNX input/output contract of `encoder.onnx`. All inputs int64 `[batch, sequence]`.
@@ -74,6 +76,14 @@ pub struct ModelSpec {
     /// Applied to every label before encoding, e.g. "This text is about {}.".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_template: Option<String>,
+    /// BiEncoder/PolyEncoder: `dot` (default, and what older files mean) or `cosine` (cosine times
+    /// the learned `cosine.score_scale`).
+    #[serde(default, skip_serializing_if = "is_dot")]
+    pub similarity: Similarity,
+}
+
+fn is_dot(s: &Similarity) -> bool {
+    *s == Similarity::Dot
 }
 
 impl ModelSpec {
@@ -90,6 +100,9 @@ impl ModelSpec {
                 bad("n_code_vectors", "a poly_encoder needs n_code_vectors >= 1")
             }
             ModelType::Colbert if self.colbert_dim.unwrap_or(0) == 0 => bad("colbert_dim", "a colbert model needs colbert_dim >= 1"),
+            ModelType::Colbert if self.similarity != Similarity::Dot => {
+                bad("similarity", "colbert scores by MaxSim (already cosine-based); similarity applies to bi_encoder and poly_encoder")
+            }
             _ => Ok(()),
         }
     }
@@ -223,6 +236,7 @@ mod tests {
             n_code_vectors: Some(4),
             colbert_dim: None,
             label_template: None,
+            similarity: Default::default(),
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), s);

@@ -27,6 +27,31 @@ impl TokenBatch {
     pub fn real_len(&self, i: usize) -> usize {
         self.attention_mask[i * self.seq..(i + 1) * self.seq].iter().filter(|&&m| m != 0).count()
     }
+
+    /// The same rows padded on the right to `seq` tokens (`pad_id`, mask 0, type 0), for inputs
+    /// of a fixed shape. Rows longer than `seq` are cut to it (never the case after truncation to
+    /// `max_length` when `seq >= max_length`).
+    pub fn padded_to(&self, seq: usize, pad_id: i64) -> TokenBatch {
+        let mut out = TokenBatch {
+            input_ids: Vec::with_capacity(self.batch * seq),
+            attention_mask: Vec::with_capacity(self.batch * seq),
+            token_type_ids: Vec::with_capacity(self.batch * seq),
+            batch: self.batch,
+            seq,
+        };
+        for i in 0..self.batch {
+            let row = i * self.seq..(i + 1) * self.seq;
+            for (dst, src, fill) in [
+                (&mut out.input_ids, &self.input_ids[row.clone()], pad_id),
+                (&mut out.attention_mask, &self.attention_mask[row.clone()], 0),
+                (&mut out.token_type_ids, &self.token_type_ids[row], 0),
+            ] {
+                dst.extend(src.iter().take(seq));
+                dst.extend(std::iter::repeat_n(fill, seq.saturating_sub(src.len())));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +94,11 @@ impl TextTokenizer {
         self.max_length
     }
 
+    /// Id of the padding token.
+    pub fn pad_id(&self) -> i64 {
+        self.inner.get_padding().map_or(0, |p| i64::from(p.pad_id))
+    }
+
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
     }
@@ -99,5 +129,20 @@ impl TextTokenizer {
             out.token_type_ids.extend(e.get_type_ids().iter().map(|&x| x as i64));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_to_a_fixed_length_keeps_rows_and_masks_the_rest() {
+        let b = TokenBatch { input_ids: vec![1, 2, 3, 4, 0, 0], attention_mask: vec![1, 1, 1, 1, 0, 0], token_type_ids: vec![0; 6], batch: 2, seq: 3 };
+        let p = b.padded_to(5, 9);
+        assert_eq!((p.batch, p.seq), (2, 5));
+        assert_eq!(p.input_ids, vec![1, 2, 3, 9, 9, 4, 0, 0, 9, 9]);
+        assert_eq!(p.attention_mask, vec![1, 1, 1, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(p.real_len(0), 3);
     }
 }

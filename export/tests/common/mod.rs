@@ -85,6 +85,7 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, with_head: bool) {
             n_code_vectors: (model_type == ModelType::PolyEncoder).then_some(N_CODES),
             colbert_dim: (model_type == ModelType::Colbert).then_some(COLBERT_DIM),
             label_template: Some("This text is about {}.".into()),
+            similarity: Default::default(),
         },
         base_model: "tiny".into(),
         data: PathBuf::from("data/train.json"),

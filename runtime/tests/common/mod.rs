@@ -77,6 +77,7 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, template: Option<&str
             n_code_vectors,
             colbert_dim,
             label_template: template.map(String::from),
+            similarity: Default::default(),
         },
         base_model: "tiny".into(),
         data: data.map(Path::to_path_buf).unwrap_or_else(|| "data/train.json".into()),
