@@ -243,11 +243,25 @@ def sample(text, labels, source):
 
 
 def write(path: pathlib.Path, samples):
+    """Repeats of text and labels (CLINC150 and NLU++ have a few, and share "repeat please" ->
+    "repeat") are written once, the first kept, whatever their source: so train_clinc_nlupp.json
+    loads to the very samples, in the same order, that the old train.json (no sources) loaded to,
+    and the trainer's seeded split of it is the same as before."""
+    seen, unique = set(), []
+    for s in samples:
+        key = json.dumps([s["text"], s["labels"]], ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            unique.append(s)
+    if len(unique) < len(samples):
+        print(f"{path.name}: {len(samples) - len(unique)} exact repeat(s) written once")
+    samples = unique
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ",\n".join(json.dumps(s, ensure_ascii=False) for s in samples)
     path.write_text("[\n" + lines + "\n]\n", encoding="utf-8")
     n_labels = len({l for s in samples for l in s["labels"]})
     print(f"wrote {path}: {len(samples)} samples, {n_labels} labels")
+    return samples
 
 
 def split_dev_test(samples, salt):
@@ -531,7 +545,7 @@ def main():
     train = old + drop_texts(wn_train + wn_categories + ft_train + ft_genre, held_texts, "train.json")
     check_disjoint(train, tasks)
 
-    write(out / "train.json", train)
+    train = write(out / "train.json", train)
     write(out / "train_clinc_nlupp.json", old)
     write(out / "clinc150_unseen.json", unseen_test)
     write(out / "clinc150_unseen_dev.json", unseen_dev)
