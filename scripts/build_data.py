@@ -266,7 +266,8 @@ def write(path: pathlib.Path, samples):
 
 def split_dev_test(samples, salt):
     """Per label (first label), alternate texts in a fixed order between dev and test; then cap
-    dev at DEV_CAP and test at TEST_CAP, keeping label shares. Dev and test never share a text."""
+    dev at DEV_CAP (what it leaves goes to test) and test at TEST_CAP, both in hash order, so label
+    shares stay about even. Dev and test never share a text."""
     by_label = defaultdict(list)
     for s in samples:
         by_label[s["labels"][0]].append(s)
@@ -275,8 +276,10 @@ def split_dev_test(samples, salt):
         group = sorted(by_label[label], key=lambda s: order_key(s["text"], salt))
         dev += group[0::2]
         test += group[1::2]
-    dev = cap(dev, DEV_CAP, salt + "/dev")
-    test = cap(test, TEST_CAP, salt + "/test")
+    kept = cap(dev, DEV_CAP, salt + "/dev")
+    kept_ids = {id(s) for s in kept}
+    test = cap(test + [s for s in dev if id(s) not in kept_ids], TEST_CAP, salt + "/test")
+    dev = kept
     return dev, test
 
 
