@@ -78,9 +78,10 @@ struct EvalArgs {
     /// Checkpoint folder (e.g. runs/default/best).
     #[arg(long)]
     model_path: PathBuf,
-    /// Data file (default: the one the checkpoint was trained with).
+    /// Data file (default: the one the checkpoint was trained with). Repeat it to evaluate several
+    /// files with one model load: one report (and with --json one JSON line) per file.
     #[arg(long)]
-    data: Option<PathBuf>,
+    data: Vec<PathBuf>,
     /// train | val | test | all (default: test on the data the checkpoint was trained with, else all).
     #[arg(long)]
     split: Option<String>,
@@ -200,9 +201,31 @@ fn resolve_base_model(cfg: &mut TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// Keys the command line sets explicitly (`--set` and flags): `per_architecture` does not override them.
+fn explicit_keys(a: &TrainArgs) -> std::collections::BTreeSet<String> {
+    let mut keys: std::collections::BTreeSet<String> =
+        a.set.iter().filter_map(|s| s.split_once('=').map(|(k, _)| k.trim().to_string())).collect();
+    let flags = [
+        ("model_type", a.model_type.is_some()),
+        ("max_steps", a.max_steps.is_some()),
+        ("output_dir", a.output_dir.is_some()),
+        ("run_name", a.run_name.is_some()),
+        ("device", a.device.is_some()),
+        ("data", a.data.is_some()),
+        ("seed", a.seed.is_some()),
+        ("batch_size", a.batch_size.is_some()),
+        ("learning_rate", a.learning_rate.is_some()),
+        ("base_model", a.base_model.is_some()),
+        ("val_every", a.val_every.is_some()),
+    ];
+    keys.extend(flags.iter().filter(|f| f.1).map(|f| f.0.to_string()));
+    keys
+}
+
 fn run_train(a: TrainArgs) -> Result<()> {
     let mut cfg = apply_sets(&load_config(a.config.as_deref())?, &a.set)?;
     apply_flags(&mut cfg, &a);
+    cfg = cfg.with_architecture_defaults(&explicit_keys(&a)).context("applying per_architecture settings")?;
     resolve_base_model(&mut cfg)?;
     if a.resume {
         // continue with the run's own resolved settings (flags still win)
@@ -249,8 +272,15 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let device = parse_device(&a.device).context("--device")?;
     let ckpt = Checkpoint::load(&a.model_path, device)
         .with_context(|| format!("loading checkpoint {}", a.model_path.display()))?;
+    let files = if a.data.is_empty() { vec![ckpt.info.data.clone()] } else { a.data.clone() };
+    for data_path in &files {
+        eval_one(&a, &ckpt, data_path)?;
+    }
+    Ok(())
+}
+
+fn eval_one(a: &EvalArgs, ckpt: &Checkpoint, data_path: &Path) -> Result<()> {
     let info = &ckpt.info;
-    let data_path = a.data.clone().unwrap_or_else(|| info.data.clone());
     if !data_path.exists() {
         anyhow::bail!(
             "data file {} does not exist (relative paths resolve against the current directory; the checkpoint records {}): \
@@ -269,7 +299,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         Some(s) => s.parse().context("--split")?,
         None => default_split,
     };
-    let samples = data::load_samples(&data_path).with_context(|| format!("loading data {}", data_path.display()))?;
+    let samples = data::load_samples(data_path).with_context(|| format!("loading data {}", data_path.display()))?;
     let samples = data::select_split(&samples, info.split, info.seed, split);
     if samples.is_empty() {
         anyhow::bail!("the {split} split of {} is empty", data_path.display());
@@ -290,11 +320,14 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         .context("evaluating")?;
     let r = &out.report;
     println!("model_type: {}", info.spec.model_type);
+    println!("data: {}", data_path.display());
     println!("split: {} ({} texts, {} labels)", r.split, r.n_texts, r.n_labels);
     println!("top1_accuracy: {:.4}", r.top1_accuracy);
     println!("accuracy_at_k: {:.4}", r.accuracy_at_k);
     if a.json {
-        println!("{}", serde_json::to_string(r).context("serialising the report")?);
+        let mut v = serde_json::to_value(r).context("serialising the report")?;
+        v["data"] = serde_json::Value::String(data_path.display().to_string());
+        println!("{v}");
     }
     Ok(())
 }

@@ -12,6 +12,20 @@ fn perr(path: &Path, e: impl std::fmt::Display) -> TrainerError {
     TrainerError::model(path, format!("plotting: {e}"))
 }
 
+/// DejaVu Sans (Basic Latin and a few symbols; licence in trainer/assets/LICENSE-DejaVu), built
+/// in so that plots need no system fonts (GPU images and containers often have none).
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainerError::Invalid("the built-in plot font did not load".into()))
+    }
+}
+
 /// `loss_name` labels the y axis ("BCE loss", "softmax loss"); `probe_start` is the probe's
 /// accuracy before the first step (the untrained model), drawn as the curve's first point.
 pub fn plot_losses(
@@ -49,6 +63,7 @@ pub fn plot_losses(
         .collect();
     let x_min = probe.iter().map(|p| p.0).fold(x_min, f64::min);
 
+    register_font()?;
     let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     let mut chart = ChartBuilder::on(&root)
