@@ -7,7 +7,7 @@
 3. quality: every architecture trained with the default config.yml in fp32 and in bf16, its
    best_probe/ checkpoint scored on the held-out test tasks (scripts/zero_shot_grid.py);
 4. optionally a recipe grid (--grid RUNS.json) for the zero-shot protocol.
-Writes OUT/gpu_check.json (and prints it as the last line), OUT/quality.jsonl and OUT/grid.jsonl;
+Writes OUT/gpu_check.json (and prints it as the last line) and OUT/grid.jsonl (quality and grid runs);
 every part is written as it finishes, so a run cut short keeps what it measured. Checkpoints go to
 --work and are deleted once scored. --dry-run does the same on the CPU with
 tiny sizes (a check of the script itself, no figures).
@@ -96,7 +96,7 @@ def main():
     ap.add_argument("--out", default="/tmp/gpu_check", help="results (a few small files)")
     ap.add_argument("--work", default="/tmp/zsc_gpu_work", help="checkpoints, logs")
     ap.add_argument("--grid", help="also run this recipe grid (scripts/zero_shot_grid.py runs file)")
-    ap.add_argument("--grid-parallel", type=int, default=4)
+    ap.add_argument("--grid-parallel", type=int, default=6, help="trainings at a time")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: checks the script, measures nothing")
@@ -149,21 +149,23 @@ def main():
     common = ["--trainer", a.trainer, "--set-all", f"base_model={a.base}", f"device={a.device}"]
     if a.dry_run:
         common += ["max_steps=4", "val_every=2", "probe_max_texts=20", "val_batches=1"]
+    # quality (every architecture, default config, fp32 and bf16) and the optional recipe grid run
+    # as one batch of trainings, several at a time on the one GPU
+    runs = []
     if not a.skip_quality:
-        runs = [{"name": f"default_{t}_{p}", "model_type": t, "set": {"precision": p}}
-                for t in ("bi_encoder", "poly_encoder", "colbert") for p in (("fp32",) if a.dry_run else ("fp32", "bf16"))]
-        runs_file = os.path.join(a.work, "quality_runs.json")
-        json.dump(runs, open(runs_file, "w"))
-        path = os.path.join(a.out, "quality.jsonl")
-        sh([a.python, grid, "--runs", runs_file, "--out", os.path.join(a.work, "quality"), "--results", path,
-            "--cleanup", "--parallel", "3", "--threads", "2"] + common)
-        result["quality"] = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
-        save(a, result)
+        runs += [{"name": f"default_{t}_{p}", "model_type": t, "set": {"precision": p}}
+                 for t in ("bi_encoder", "poly_encoder", "colbert") for p in (("fp32",) if a.dry_run else ("fp32", "bf16"))]
     if a.grid:
+        runs += json.load(open(a.grid))
+    if runs:
+        runs_file = os.path.join(a.work, "runs.json")
+        json.dump(runs, open(runs_file, "w"))
         path = os.path.join(a.out, "grid.jsonl")
-        sh([a.python, grid, "--runs", a.grid, "--out", os.path.join(a.work, "grid"), "--results", path,
+        sh([a.python, grid, "--runs", runs_file, "--out", os.path.join(a.work, "grid"), "--results", path,
             "--cleanup", "--parallel", str(a.grid_parallel), "--threads", "2"] + common)
-        result["grid"] = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+        rows = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+        result["quality"] = [r for r in rows if r["name"].startswith("default_")]
+        result["grid"] = [r for r in rows if not r["name"].startswith("default_")]
         save(a, result)
     print(json.dumps(result))
 
