@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use zsc_core::manifest::{bundle_files, checkpoint_files, onnx_io, tensor_names, FORMAT_VERSION};
-use zsc_core::{BundleManifest, CheckpointInfo, CoreError, ModelSpec, ModelType};
+use zsc_core::{BundleManifest, CheckpointInfo, CoreError, ModelSpec, ModelType, Similarity};
 
 pub mod graph;
 pub mod onnx;
@@ -34,11 +34,14 @@ pub struct ExportOptions {
     pub opset: i64,
     /// Overrides the checkpoint's max_length (plain folder default: 128).
     pub max_length: Option<usize>,
+    /// Plain Hugging Face folder only: `cosine` scores by cosine similarity (scale 1; the ranking
+    /// is what an untuned model's cosine gives). A checkpoint keeps its own similarity.
+    pub similarity: Option<Similarity>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { model_type: None, opset: DEFAULT_OPSET, max_length: None }
+        ExportOptions { model_type: None, opset: DEFAULT_OPSET, max_length: None, similarity: None }
     }
 }
 
@@ -130,6 +133,12 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                     )));
                 }
             }
+            if opts.similarity.is_some_and(|s| s != info.spec.similarity) {
+                return Err(ExportError::Option {
+                    option: "similarity",
+                    message: format!("the checkpoint was trained with similarity {:?}; it cannot be changed at export", info.spec.similarity),
+                });
+            }
             info.spec.clone()
         }
         Source::HuggingFace => {
@@ -149,7 +158,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                 n_code_vectors: None,
                 colbert_dim: None,
                 label_template: None,
-                similarity: Default::default(),
+                similarity: opts.similarity.unwrap_or_default(),
             }
         }
     };
@@ -176,12 +185,22 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     let weights = Weights::load(&src.join(checkpoint_files::WEIGHTS))?;
     let h = cfg.hidden_size;
     // Head tensors: validated here, before anything is written.
+    let mut cosine_scale = Vec::new();
+    if spec.similarity == Similarity::Cosine {
+        let scale = match &source {
+            Source::Checkpoint(_) => weights.get(tensor_names::COSINE_SCALE, &[1])?.clone(),
+            Source::HuggingFace => weights::Tensor { shape: vec![1], data: vec![1.0] },
+        };
+        cosine_scale.push((tensor_names::COSINE_SCALE, scale));
+    }
     let (graph_head, head_tensors): (GraphHead, Vec<(&str, weights::Tensor)>) = match spec.model_type {
-        ModelType::BiEncoder => (GraphHead::HiddenState, vec![]),
+        ModelType::BiEncoder => (GraphHead::HiddenState, cosine_scale),
         ModelType::PolyEncoder => {
             let m = spec.n_code_vectors.unwrap_or(0);
             let codes = weights.get(tensor_names::POLY_CODES, &[m, h])?.clone();
-            (GraphHead::HiddenState, vec![(tensor_names::POLY_CODES, codes)])
+            let mut tensors = vec![(tensor_names::POLY_CODES, codes)];
+            tensors.extend(cosine_scale);
+            (GraphHead::HiddenState, tensors)
         }
         ModelType::Colbert => {
             let dim = spec.colbert_dim.unwrap_or(0);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use export::{export_bundle, ExportOptions, DEFAULT_OPSET};
-use zsc_core::ModelType;
+use zsc_core::{ModelType, Similarity};
 
 /// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
 /// ONNX bundle: manifest.json, encoder.onnx, head.safetensors, tokenizer.json.
@@ -29,6 +29,17 @@ struct Args {
     /// Tokens per text/label (default: the checkpoint's, or 128 for a plain folder).
     #[arg(long)]
     max_length: Option<usize>,
+    /// Plain Hugging Face folder only: dot | cosine (a checkpoint keeps the similarity it was trained with).
+    #[arg(long, value_parser = parse_similarity)]
+    similarity: Option<Similarity>,
+}
+
+fn parse_similarity(s: &str) -> Result<Similarity, String> {
+    match s {
+        "dot" => Ok(Similarity::Dot),
+        "cosine" => Ok(Similarity::Cosine),
+        other => Err(format!("unknown similarity `{other}`, expected dot or cosine")),
+    }
 }
 
 fn main() {
@@ -45,7 +56,7 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let opts = ExportOptions { model_type: args.model_type, opset: args.opset, max_length: args.max_length };
+    let opts = ExportOptions { model_type: args.model_type, opset: args.opset, max_length: args.max_length, similarity: args.similarity };
     let manifest = export_bundle(&args.checkpoint, &args.out, &opts)
         .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
     println!(

@@ -14,11 +14,11 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use zsc_core::config::{apply_template, ModelType};
 use zsc_core::manifest::{bundle_files, onnx_io, tensor_names, BundleManifest};
 use zsc_core::tokenize::{TextTokenizer, TokenBatch};
-use zsc_core::{CoreError, ModelSpec};
+use zsc_core::{CoreError, ModelSpec, Similarity};
 
 use crate::error::{Result, RuntimeError};
 use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
-use crate::scoring::{sigmoid, MaxSim, MeanPool, PolyAttention};
+use crate::scoring::{sigmoid, Cosine, MaxSim, MeanPool, PolyAttention};
 
 /// Gives every classifier a distinct id, so a [`LabelCache`] can't be used with another model.
 static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
@@ -26,8 +26,9 @@ static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
 /// The head applied to the encoder output.
 #[derive(Debug, Clone)]
 enum Head {
-    Bi,
-    Poly(PolyAttention),
+    /// `Some` with `similarity: cosine`.
+    Bi(Option<Cosine>),
+    Poly(PolyAttention, Option<Cosine>),
     Colbert(MaxSim),
 }
 
@@ -139,14 +140,18 @@ fn load_head(path: &Path, spec: &ModelSpec) -> Result<Head> {
         }
         Ok(values)
     };
+    let cosine = match spec.similarity {
+        Similarity::Dot => None,
+        Similarity::Cosine => Some(Cosine { score_scale: read(tensor_names::COSINE_SCALE, &[1])?[0] }),
+    };
     match spec.model_type {
-        ModelType::BiEncoder => Ok(Head::Bi),
+        ModelType::BiEncoder => Ok(Head::Bi(cosine)),
         ModelType::PolyEncoder => {
             let m = spec.n_code_vectors.unwrap_or(0);
             let h = spec.hidden_size;
             let codes = read(tensor_names::POLY_CODES, &[m, h])?;
             let codes = Array2::from_shape_vec((m, h), codes).map_err(|e| herr(e.to_string()))?;
-            Ok(Head::Poly(PolyAttention::new(codes)))
+            Ok(Head::Poly(PolyAttention::new(codes), cosine))
         }
         ModelType::Colbert => {
             let scale = read(tensor_names::COLBERT_SCALE, &[1])?;
@@ -379,7 +384,7 @@ impl Classifier {
         let templated: Vec<String> =
             labels.iter().map(|l| apply_template(self.template.as_deref(), l.as_ref())).collect();
         let repr = match self.head {
-            Head::Bi | Head::Poly(_) => {
+            Head::Bi(_) | Head::Poly(..) => {
                 let mut vectors = Array2::<f32>::zeros((labels.len(), self.manifest.output_dim));
                 self.for_each_batch(&templated, |rows, hidden, batch| {
                     let mask = mask_view(batch)?;
@@ -442,18 +447,24 @@ impl Classifier {
         }
         self.for_each_batch(texts, |rows, hidden, batch| {
             match (&self.head, &labels.repr) {
-                (Head::Bi, LabelRepr::Vectors(label_vecs)) => {
+                (Head::Bi(cosine), LabelRepr::Vectors(label_vecs)) => {
                     let pooled = MeanPool::pool(hidden.view(), mask_view(batch)?);
-                    let s = pooled.dot(&label_vecs.t());
+                    let s = match cosine {
+                        None => pooled.dot(&label_vecs.t()),
+                        Some(c) => c.scores(&pooled, label_vecs),
+                    };
                     for (k, &row) in rows.iter().enumerate() {
                         scores[row] = s.row(k).to_vec();
                     }
                 }
-                (Head::Poly(poly), LabelRepr::Vectors(label_vecs)) => {
+                (Head::Poly(poly, cosine), LabelRepr::Vectors(label_vecs)) => {
                     let mask = mask_view(batch)?;
                     for (k, &row) in rows.iter().enumerate() {
                         let ctx = poly.context(hidden.index_axis(Axis(0), k), mask.row(k));
-                        scores[row] = PolyAttention::score(ctx.view(), label_vecs.view()).to_vec();
+                        scores[row] = match cosine {
+                            None => PolyAttention::score(ctx.view(), label_vecs.view()).to_vec(),
+                            Some(c) => c.poly_scores(ctx.view(), label_vecs.view()).to_vec(),
+                        };
                     }
                 }
                 (Head::Colbert(maxsim), LabelRepr::Tokens { tokens, spans }) => {

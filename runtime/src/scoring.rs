@@ -183,6 +183,49 @@ impl MaxSim {
     }
 }
 
+/// Each row divided by its L2 norm (a zero row stays zero), as the trainer's `l2_normalize`.
+pub fn l2_normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
+    /// eps of the trainer's normalisation (`torch.nn.functional.normalize`).
+    const EPS: f32 = 1e-12;
+    for mut row in m.outer_iter_mut() {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(EPS);
+        row.mapv_inplace(|x| x / norm);
+    }
+    m
+}
+
+/// `similarity: cosine` of a BiEncoder or PolyEncoder bundle: cosine times the learned
+/// `cosine.score_scale`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cosine {
+    pub score_scale: f32,
+}
+
+impl Cosine {
+    /// BiEncoder: `scale * cos(t_i, l_j)` of pooled text vectors `[N, H]` and label vectors `[L, H]`.
+    pub fn scores(&self, texts: &Array2<f32>, labels: &Array2<f32>) -> Array2<f32> {
+        let t = l2_normalize_rows(texts.clone());
+        let l = l2_normalize_rows(labels.clone());
+        t.dot(&l.t()) * self.score_scale
+    }
+
+    /// PolyEncoder: the label attends over the context vectors as in [`PolyAttention::score`]
+    /// (`w = softmax_m(ctx @ l)`, `v = w @ ctx`), then `scale * cos(v, l)`.
+    pub fn poly_scores(&self, ctx: ArrayView2<'_, f32>, labels: ArrayView2<'_, f32>) -> Array1<f32> {
+        let a = ctx.dot(&labels.t()); // [m, L]
+        let mut w = vec![0.0f32; a.nrows()];
+        a.axis_iter(Axis(1))
+            .zip(labels.outer_iter())
+            .map(|(col, l)| {
+                softmax_into(col.iter().copied(), &mut w);
+                let v = ArrayView1::from(&w[..]).dot(&ctx); // [H]
+                let norms = v.dot(&v).sqrt().max(1e-12) * l.dot(&l).sqrt().max(1e-12);
+                self.score_scale * w.iter().zip(col.iter()).map(|(wi, ai)| wi * ai).sum::<f32>() / norms
+            })
+            .collect()
+    }
+}
+
 /// `1 / (1 + e^-x)`, the probability of a logit.
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -197,6 +240,26 @@ pub fn sigmoid(x: f32) -> f32 {
 mod tests {
     use super::*;
     use ndarray::{arr1, arr2, Array3};
+
+    #[test]
+    fn cosine_scores_by_hand() {
+        // text (3,4) vs labels (1,0) and (0,-2): cosines 0.6 and -0.8, times 20
+        let c = Cosine { score_scale: 20.0 };
+        let s = c.scores(&arr2(&[[3.0, 4.0]]), &arr2(&[[1.0, 0.0], [0.0, -2.0]]));
+        assert!((s[[0, 0]] - 12.0).abs() < 1e-5 && (s[[0, 1]] + 16.0).abs() < 1e-5, "{s:?}");
+        // poly with one context vector: w = 1, v = ctx, the same cosines
+        let p = c.poly_scores(arr2(&[[3.0, 4.0]]).view(), arr2(&[[1.0, 0.0], [0.0, -2.0]]).view());
+        assert!((p[0] - 12.0).abs() < 1e-5 && (p[1] + 16.0).abs() < 1e-5, "{p:?}");
+        // two context vectors: v is the w-weighted mix, its norm is not 1
+        let ctx = arr2(&[[1.0, 0.0], [0.0, 2.0]]);
+        let l = arr2(&[[1.0, 1.0]]);
+        let (e1, e2) = (1f32.exp(), 2f32.exp());
+        let (w1, w2) = (e1 / (e1 + e2), e2 / (e1 + e2));
+        let v = [w1, 2.0 * w2];
+        let want = 20.0 * (v[0] + v[1]) / ((v[0] * v[0] + v[1] * v[1]).sqrt() * 2f32.sqrt());
+        let got = c.poly_scores(ctx.view(), l.view())[0];
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+    }
 
     fn close(a: f32, b: f64, tol: f64) -> bool {
         ((a as f64) - b).abs() <= tol

@@ -13,7 +13,7 @@ use trainer::{Checkpoint, ZscModel};
 use zsc_core::data::{load_samples, unique_labels};
 use zsc_core::fixtures::{base_model_dir, workspace_root};
 use zsc_core::manifest::CheckpointInfo;
-use zsc_core::{ModelSpec, ModelType, SplitRatios};
+use zsc_core::{ModelSpec, ModelType, Similarity, SplitRatios};
 
 const TOL: f32 = 1e-4;
 
@@ -24,7 +24,7 @@ fn reference_sentences() -> Vec<String> {
 }
 
 /// A checkpoint of MiniLM with a freshly initialised head (parity does not need training).
-fn minilm_checkpoint(model_type: ModelType, dir: &Path) -> PathBuf {
+fn minilm_checkpoint(model_type: ModelType, similarity: Similarity, dir: &Path) -> PathBuf {
     let base = base_model_dir();
     let spec = ModelSpec {
         model_type,
@@ -33,7 +33,7 @@ fn minilm_checkpoint(model_type: ModelType, dir: &Path) -> PathBuf {
         n_code_vectors: (model_type == ModelType::PolyEncoder).then_some(16),
         colbert_dim: (model_type == ModelType::Colbert).then_some(128),
         label_template: None,
-        similarity: Default::default(),
+        similarity,
     };
     tch::manual_seed(11);
     let model = ZscModel::from_base(spec.clone(), &base, Device::Cpu).unwrap();
@@ -57,9 +57,9 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn check(model_type: ModelType) {
+fn check(model_type: ModelType, similarity: Similarity) {
     let tmp = tempfile::tempdir().unwrap();
-    let ckpt_dir = minilm_checkpoint(model_type, &tmp.path().join("run"));
+    let ckpt_dir = minilm_checkpoint(model_type, similarity, &tmp.path().join("run"));
     let bundle = tmp.path().join("bundle");
     export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
 
@@ -93,8 +93,8 @@ fn check(model_type: ModelType) {
     let tch_scores = score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 4).unwrap();
     let ort_scores = clf.classify(&texts, &labels).unwrap();
     let worst = max_abs_diff(&tch_scores.concat(), &ort_scores.concat());
-    // ColBERT scores are scaled by score_scale (10): compare relative to that scale.
-    let tol = if model_type == ModelType::Colbert { TOL * 10.0 } else { TOL };
+    // ColBERT and cosine scores are scaled by their score scale (10, 20): compare relative to it.
+    let tol = if model_type == ModelType::Colbert { TOL * 10.0 } else if similarity == Similarity::Cosine { TOL * 20.0 } else { TOL };
     assert!(worst <= tol, "{model_type}: score max abs diff {worst} > {tol}");
 
     // 3. the same evaluation through both stacks: top-1 within 0.005
@@ -114,15 +114,25 @@ fn check(model_type: ModelType) {
 
 #[test]
 fn bi_encoder_tch_and_onnx_agree() {
-    check(ModelType::BiEncoder);
+    check(ModelType::BiEncoder, Similarity::Dot);
+}
+
+#[test]
+fn bi_encoder_cosine_tch_and_onnx_agree() {
+    check(ModelType::BiEncoder, Similarity::Cosine);
 }
 
 #[test]
 fn poly_encoder_tch_and_onnx_agree() {
-    check(ModelType::PolyEncoder);
+    check(ModelType::PolyEncoder, Similarity::Dot);
+}
+
+#[test]
+fn poly_encoder_cosine_tch_and_onnx_agree() {
+    check(ModelType::PolyEncoder, Similarity::Cosine);
 }
 
 #[test]
 fn colbert_tch_and_onnx_agree() {
-    check(ModelType::Colbert);
+    check(ModelType::Colbert, Similarity::Dot);
 }
