@@ -155,6 +155,9 @@ def main():
     if not a.skip_quality:
         runs += [{"name": f"default_{t}_{p}", "model_type": t, "set": {"precision": p}}
                  for t in ("bi_encoder", "poly_encoder", "colbert") for p in (("fp32",) if a.dry_run else ("fp32", "bf16"))]
+        if not a.dry_run:
+            # the same recipe through captured CUDA graphs: its quality must match the eager run's
+            runs.append({"name": "default_bi_encoder_fp32_cudagraph", "model_type": "bi_encoder", "set": {"cuda_graphs": True}})
     if a.grid:
         runs += json.load(open(a.grid))
     if runs:

@@ -207,7 +207,8 @@ pub struct TrainConfig {
     /// `fp32 | bf16` (bf16 autocast of the forward pass; for GPUs).
     pub precision: Precision,
     /// On CUDA, capture the training step once as a CUDA graph and replay it (static shapes:
-    /// texts padded to `max_length`); falls back to eager steps if the capture fails.
+    /// texts padded to `max_length`); falls back to eager steps if the capture fails. Off by
+    /// default until `scripts/gpu_check.sh` has compared its quality with eager steps on a GPU.
     pub cuda_graphs: bool,
     /// On CUDA, read the train loss back from the GPU every this many steps (each read waits
     /// for the GPU; the CPU reads every step).
@@ -255,7 +256,7 @@ impl Default for TrainConfig {
             similarity: Similarity::Dot,
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
-            cuda_graphs: true,
+            cuda_graphs: false,
             log_every: 25,
             per_architecture: Default::default(),
             create_dataset: None,
