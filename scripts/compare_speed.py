@@ -37,8 +37,9 @@ cores that ONNX Runtime's (or PyTorch's) worker threads need; sorted batches; wa
 inter-op 1; torch.set_num_threads).
 
 Labels are encoded once per system before timing. Every system runs one warm-up pass, then
---repeats timed passes over all texts; texts/s is from the fastest pass (other engineers share this
-machine: the fastest pass is the least disturbed one), the median is kept in the JSON. Top-1 labels
+--repeats timed passes over all texts, each started once the machine is quiet and counted only if no
+other process used more than 10% of the CPU during it (scripts/quiet.py; other engineers share this
+machine); texts/s is from the fastest clean pass, the median is kept in the JSON. Top-1 labels
 of every system are compared with ours (f32). The report names the CPU and the instruction-set
 flags that decide int8 speed (avx2, avx512f, avx512_vnni, avx_vnni, amx), and the 1-minute load
 before and after each architecture. Writes target/speed-report.md and .json.
@@ -71,6 +72,7 @@ def parse_args():
     p.add_argument("--no-st-onnx", action="store_true", help="skip sentence-transformers' ONNX backend rows")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build (binary must exist)")
     p.add_argument("--latency-calls", type=int, default=300, help="single-text calls timed for ours' latency")
+    p.add_argument("--max-wait-s", type=float, default=900, help="longest wait for a quiet machine before a pass")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -91,6 +93,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quiet  # noqa: E402
 from safetensors.numpy import load_file as load_safetensors  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
@@ -162,16 +167,30 @@ def build_binary():
     return binary
 
 
-def run_ours(binary, bundle, workload_path):
+def run_ours(binary, bundle, workload_path, attempts=3):
+    """The Rust binary (its own warm-up and --repeats passes); rerun while another process used the
+    CPU during it (up to `attempts` runs), keeping the fastest clean run."""
     cmd = [str(binary), "--bundle", str(bundle), "--workload", str(workload_path), "--batch-size",
            str(ARGS.batch_size), "--threads", str(ARGS.threads), "--repeats", str(ARGS.repeats),
            "--latency-calls", str(ARGS.latency_calls)]
     # the runtime's own tokenizer pool gets the threads it would have in a real process
     env = {**os.environ, "RAYON_NUM_THREADS": str(ARGS.threads)}
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(attempts):
+        quiet.wait_quiet(ARGS.max_wait_s)
+        with quiet.Interval() as iv:
+            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r["others_cpu_share"] = iv.others
+        runs.append(r)
+        if iv.clean:
+            break
+    clean = [r for r in runs if r["others_cpu_share"] < quiet.CLEAN_SHARE] or runs
+    best = max(clean, key=lambda r: r["texts_per_s"])
+    best["clean"] = best["others_cpu_share"] < quiet.CLEAN_SHARE
+    return best
 
 
 def ort_reference_bundle(bundle):
@@ -341,20 +360,22 @@ class PythonOrt:
 
 
 def time_passes(fn):
+    """Warm-up, then --repeats passes during which no other process used the CPU (scripts/quiet.py);
+    returns the clean pass times (all passes if none was clean) and the last result."""
     fn()  # warm-up
-    times = []
-    out = None
-    for _ in range(ARGS.repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
+    clean, times, out, shares = quiet.clean_passes(fn, ARGS.repeats, max_wait_s=ARGS.max_wait_s)
+    TIMING_NOTES.append({"passes": len(times), "clean": len(clean), "others_share": shares})
+    return clean or times, out
+
+
+TIMING_NOTES = []
 
 
 def summary(name, n, times, top1=None, **extra):
     best = min(times)
+    note = TIMING_NOTES[-1] if TIMING_NOTES else {}
     return {"system": name, "texts_per_s": n / best, "texts_per_s_median": n / statistics.median(times),
-            "runs_s": times, "top1": top1, **extra}
+            "runs_s": times, "top1": top1, "clean": note.get("clean", 0) > 0, "timing": note, **extra}
 
 
 def length_order(tokenizer_call, texts):
@@ -628,12 +649,15 @@ def report(machine, stats, all_results):
                 continue
             agree = r.get("top1_agreement_with_ours_f32")
             extra = "" if agree is None or row == "ours f32" else f" ({agree:.0%})"
-            cells.append(f"{r['texts_per_s']:.0f}{extra}")
+            dirty = "" if r.get("clean", True) else " ⚠"
+            cells.append(f"{r['texts_per_s']:.0f}{extra}{dirty}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     lines.append("| 1-min load before → after | " + " | ".join(
         f"{all_results[a]['_load'][0]:.1f} → {all_results[a]['_load'][1]:.1f}" for a in archs) + " |")
     lines += ["", "In parentheses: top-1 agreement with ours f32 on the same texts (sentence-transformers "
-              "L2-normalises, so its rankings differ by design; int8 rows differ by quantization)."]
+              "L2-normalises, so its rankings differ by design; int8 rows differ by quantization). Every pass "
+              "ran while other processes used under "
+              f"{quiet.CLEAN_SHARE:.0%} of the CPU (scripts/quiet.py); ⚠ marks a figure with no such pass."]
 
     def tps(arch, row):
         r = all_results[arch].get(row)

@@ -7,7 +7,8 @@ usage: python3 scripts/compare_threads.py [--n 2000] [--calls 300] [--gap-ms 20]
 
 Every setting runs runtime/examples/throughput.rs (release) on the speed bundles of
 benches/speed_bundles.rs, one process per setting, settings interleaved, the whole matrix --rounds
-times; each cell keeps its best round (other engineers share the machine). Columns:
+times; each cell keeps its best round. Each process starts once the machine is quiet and is rerun
+if another process used more than 10% of the CPU meanwhile (scripts/quiet.py). Columns:
   texts/s      classify_with of --n CLINC150 test texts against the 150 labels, batch 32 (best of 3)
   latency      one text per call against the 150 cached labels, --calls calls back to back:
                median / 90th percentile in ms
@@ -24,6 +25,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import quiet  # noqa: E402
 
 
 def parse_args():
@@ -39,12 +42,19 @@ def parse_args():
     return p.parse_args()
 
 
-def run(binary, args):
-    out = subprocess.run([str(binary), *args], cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{binary} {' '.join(args)} failed:\n{out.stderr}")
+def run(binary, args, attempts=3):
+    """One process; rerun (up to `attempts`) while other processes used the CPU during it."""
+    for _ in range(attempts):
+        quiet.wait_quiet()
+        with quiet.Interval() as iv:
+            out = subprocess.run([str(binary), *args], cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"{binary} {' '.join(args)} failed:\n{out.stderr}")
+        if iv.clean:
+            break
     r = json.loads(out.stdout.strip().splitlines()[-1])
     r.pop("top1", None)
+    r["others_cpu_share"] = iv.others
     return r
 
 

@@ -1,0 +1,88 @@
+"""Timing on a machine other people share: measure only while nobody else is using the CPU.
+
+`others_share(...)` is the share of the machine's CPU time that other processes used during an
+interval: the busy time from /proc/stat minus this process's own CPU time (its threads and its
+waited-for children, os.times()). A timed pass counts as clean when that share stays under
+`CLEAN_SHARE`; `wait_quiet()` waits (idle) until a short sample is clean. Linux only; elsewhere
+every pass counts as clean.
+"""
+import os
+import sys
+import time
+
+CLEAN_SHARE = 0.10
+CORES = os.cpu_count() or 1
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _machine_busy_s():
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    idle = v[3] + v[4]  # idle + iowait
+    return (sum(v) - idle) / TICK
+
+
+def _mine_s():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Interval:
+    """Wall time and other processes' CPU share of one interval: `with Interval() as iv: ...`."""
+
+    def __enter__(self):
+        self.busy0, self.mine0, self.t0 = _machine_busy_s(), _mine_s(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        busy1 = _machine_busy_s()
+        if self.busy0 is None or busy1 is None or self.wall <= 0:
+            self.others = 0.0
+        else:
+            self.others = max(0.0, (busy1 - self.busy0) - (_mine_s() - self.mine0)) / (self.wall * CORES)
+        return False
+
+    @property
+    def clean(self):
+        return self.others < CLEAN_SHARE
+
+
+def wait_quiet(max_wait_s=900.0, sample_s=2.0, log=lambda *a: print(*a, file=sys.stderr, flush=True)):
+    """Sleeps until other processes use less than CLEAN_SHARE of the CPU over `sample_s`, or
+    `max_wait_s` passed. Returns the seconds waited."""
+    start = time.perf_counter()
+    said = False
+    while True:
+        with Interval() as iv:
+            time.sleep(sample_s)
+        if iv.clean:
+            return time.perf_counter() - start
+        if time.perf_counter() - start > max_wait_s:
+            log(f"  (still busy after {max_wait_s:.0f} s: others use {iv.others:.0%} of the CPU; measuring anyway)")
+            return time.perf_counter() - start
+        if not said:
+            log(f"  waiting for a quiet machine (others use {iv.others:.0%} of the CPU) ...")
+            said = True
+
+
+def clean_passes(fn, repeats, max_attempts=None, max_wait_s=900.0):
+    """Runs `fn` until `repeats` clean passes (at most `max_attempts`, default 3 x repeats), waiting
+    for a quiet machine before each. Returns (clean pass times, all pass times, last result,
+    others' share per pass)."""
+    max_attempts = max_attempts or 3 * repeats
+    clean, times, shares, out = [], [], [], None
+    for _ in range(max_attempts):
+        wait_quiet(max_wait_s)
+        with Interval() as iv:
+            out = fn()
+        times.append(iv.wall)
+        shares.append(iv.others)
+        if iv.clean:
+            clean.append(iv.wall)
+            if len(clean) >= repeats:
+                break
+    return clean, times, out, shares
