@@ -72,7 +72,8 @@ def parse_args():
     p.add_argument("--no-st-onnx", action="store_true", help="skip sentence-transformers' ONNX backend rows")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build (binary must exist)")
     p.add_argument("--latency-calls", type=int, default=300, help="single-text calls timed for ours' latency")
-    p.add_argument("--max-wait-s", type=float, default=900, help="longest wait for a quiet machine before a pass")
+    p.add_argument("--max-wait-s", type=float, default=None,
+                   help="longest wait for a quiet machine before a pass (default $ZSC_QUIET_MAX_WAIT_S or 900)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 

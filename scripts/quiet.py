@@ -11,6 +11,8 @@ import sys
 import time
 
 CLEAN_SHARE = 0.10
+# The longest wait for a quiet moment before one pass (seconds); ZSC_QUIET_MAX_WAIT_S overrides.
+MAX_WAIT_S = float(os.environ.get("ZSC_QUIET_MAX_WAIT_S", "900"))
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -51,9 +53,10 @@ class Interval:
         return self.others < CLEAN_SHARE
 
 
-def wait_quiet(max_wait_s=900.0, sample_s=2.0, log=lambda *a: print(*a, file=sys.stderr, flush=True)):
+def wait_quiet(max_wait_s=None, sample_s=2.0, log=lambda *a: print(*a, file=sys.stderr, flush=True)):
     """Sleeps until other processes use less than CLEAN_SHARE of the CPU over `sample_s`, or
     `max_wait_s` passed. Returns the seconds waited."""
+    max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
     start = time.perf_counter()
     said = False
     while True:
@@ -69,7 +72,7 @@ def wait_quiet(max_wait_s=900.0, sample_s=2.0, log=lambda *a: print(*a, file=sys
             said = True
 
 
-def clean_passes(fn, repeats, max_attempts=None, max_wait_s=900.0):
+def clean_passes(fn, repeats, max_attempts=None, max_wait_s=None):
     """Runs `fn` until `repeats` clean passes (at most `max_attempts`, default 3 x repeats), waiting
     for a quiet machine before each. Returns (clean pass times, all pass times, last result,
     others' share per pass)."""
