@@ -1,8 +1,8 @@
 """Timing on a machine other people share: measure only while nobody else is using the CPU.
 
-`others_share(...)` is the share of the machine's CPU time that other processes used during an
-interval: the busy time from /proc/stat minus this process's own CPU time (its threads and its
-waited-for children, os.times()). A timed pass counts as clean when that share stays under
+An `Interval`'s `others` is the share of the machine's CPU time that other processes at normal or
+higher priority used during it: the busy time from /proc/stat (niced work excluded) minus this
+process's own CPU time (its threads and its waited-for children, os.times()). A timed pass counts as clean when that share stays under
 `CLEAN_SHARE`; `wait_quiet()` waits (idle) until a short sample is clean. Linux only; elsewhere
 every pass counts as clean.
 """
@@ -23,8 +23,10 @@ def _machine_busy_s():
             v = [int(x) for x in f.readline().split()[1:9]]
     except OSError:
         return None
-    idle = v[3] + v[4]  # idle + iowait
-    return (sum(v) - idle) / TICK
+    # user, system, irq, softirq, steal. Not `nice` (v[1]): processes at a positive nice value only
+    # get CPU that normal-priority work leaves (CFS weight 15 at nice 19 against 1024 at nice 0), so
+    # a background job started with `nice` does not disturb the timing and need not be waited for.
+    return (v[0] + v[2] + v[5] + v[6] + v[7]) / TICK
 
 
 def _mine_s():
