@@ -55,10 +55,17 @@ class Interval:
         return self.others < CLEAN_SHARE
 
 
+_gave_up_at = -1e9
+
+
 def wait_quiet(max_wait_s=None, sample_s=2.0, log=lambda *a: print(*a, file=sys.stderr, flush=True)):
     """Sleeps until other processes use less than CLEAN_SHARE of the CPU over `sample_s`, or
-    `max_wait_s` passed. Returns the seconds waited."""
+    `max_wait_s` passed. Returns the seconds waited. After a wait that gave up, the next 2 minutes
+    do not wait again (the machine is busy for a while: measure, and say so)."""
+    global _gave_up_at
     max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
+    if time.perf_counter() - _gave_up_at < 120:
+        return 0.0
     start = time.perf_counter()
     said = False
     while True:
@@ -67,6 +74,7 @@ def wait_quiet(max_wait_s=None, sample_s=2.0, log=lambda *a: print(*a, file=sys.
         if iv.clean:
             return time.perf_counter() - start
         if time.perf_counter() - start > max_wait_s:
+            _gave_up_at = time.perf_counter()
             log(f"  (still busy after {max_wait_s:.0f} s: others use {iv.others:.0%} of the CPU; measuring anyway)")
             return time.perf_counter() - start
         if not said:
@@ -80,7 +88,9 @@ def clean_passes(fn, repeats, max_attempts=None, max_wait_s=None):
     others' share per pass)."""
     max_attempts = max_attempts or 3 * repeats
     clean, times, shares, out = [], [], [], None
-    for _ in range(max_attempts):
+    for attempt in range(max_attempts):
+        if attempt >= repeats and not clean:
+            break  # busy throughout: more passes would not find a quiet one
         wait_quiet(max_wait_s)
         with Interval() as iv:
             out = fn()
