@@ -12,6 +12,8 @@
 //! (speed does not depend on the weights' values), each as f32 (`bi_encoder/...`) and as
 //! `export --quantize int8` (`bi_encoder_int8/...`). For each bundle:
 //! - `latency_1_text_300_labels/{short,long}`: one text against 300 cached labels;
+//! - `latency_preset_1_text_300_labels/{short,long}`: the same with `ClassifierOptions::latency()`
+//!   (spinning off: the settings for a service; the group above uses 2 threads, spinning on);
 //! - `throughput/{short,long}_{32,256}`: one `classify_with` call of 32 or 256 texts (batch size 32);
 //! - `encode_300_labels`: encoding 300 labels into a `LabelCache`.
 //!
@@ -99,6 +101,19 @@ fn bench(c: &mut Criterion) {
             });
         }
         group.finish();
+
+        let service = Classifier::from_dir(&dir, ClassifierOptions::latency()).expect("load bundle");
+        let service_cache = service.encode_labels(&w.labels).expect("labels");
+        let mut group = c.benchmark_group(format!("{name}/latency_preset_1_text_300_labels"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(1));
+        for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
+            group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
+                b.iter(|| service.classify_with(&[text.as_str()], &service_cache).expect("classify"))
+            });
+        }
+        group.finish();
+        drop(service);
 
         let mut group = c.benchmark_group(format!("{name}/throughput"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));

@@ -77,7 +77,9 @@ pub enum LabelTemplate {
 
 /// Settings of [`crate::Classifier::from_dir`]. `Default` gives CPU, ONNX Runtime's own thread
 /// count and spinning, batches of 32, the manifest's label template, full graph optimisation, one
-/// session.
+/// session. [`ClassifierOptions::latency`] and [`ClassifierOptions::throughput`] are the settings
+/// measured best for a service answering one request at a time and for batch evaluation (README
+/// "Speed", `scripts/compare_threads.py`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierOptions {
     /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides:
@@ -115,6 +117,23 @@ impl Default for ClassifierOptions {
 }
 
 impl ClassifierOptions {
+    /// A service classifying one request at a time (`zsc serve`, a classifier embedded in an app):
+    /// ONNX Runtime's thread count (one per physical core), spinning off. Between requests a
+    /// spinning worker busy-waits through the whole gap: on the 2-core test machine 16-25 ms of CPU
+    /// per request at 20 ms between requests, against 2-5 ms without, for about 0.2 ms of latency
+    /// (README "Speed"). Back-to-back calls from one caller are faster with spinning on
+    /// (`with_intra_op_spinning(true)`); concurrent requests scale with `with_sessions`.
+    pub fn latency() -> Self {
+        ClassifierOptions { intra_op_spinning: Some(false), ..Default::default() }
+    }
+
+    /// Batch evaluation or classification of a file (`zsc eval`, `zsc classify`): ONNX Runtime's
+    /// thread count (one per physical core) with spinning on, its defaults: back-to-back batches
+    /// keep the workers busy, and spinning saves their wake-up between operators.
+    pub fn throughput() -> Self {
+        ClassifierOptions { intra_op_spinning: Some(true), ..Default::default() }
+    }
+
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = Some(threads);
         self
@@ -167,6 +186,14 @@ mod tests {
         assert_eq!("cuda:2".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda { device_id: 2 });
         assert!("tpu".parse::<ExecutionProvider>().unwrap_err().contains("tpu"));
         assert!("cuda:-1".parse::<ExecutionProvider>().is_err());
+    }
+
+    #[test]
+    fn presets() {
+        assert_eq!(ClassifierOptions::latency().intra_op_spinning, Some(false));
+        assert_eq!(ClassifierOptions::latency().intra_threads, None);
+        assert_eq!(ClassifierOptions::throughput().intra_op_spinning, Some(true));
+        assert_eq!(ClassifierOptions::latency().with_intra_threads(2).intra_threads, Some(2));
     }
 
     #[test]
