@@ -30,10 +30,11 @@ thread count, through (rows of the report):
                        that backend's dynamic int8 export (export_dynamic_quantized_onnx_model with
                        the configuration that fits this CPU: avx512_vnni, avx512 or avx2)
 
-What makes the Python columns careful (each was measured, see README "Speed"): numpy's OpenBLAS and
-the tokenizer's rayon pool get one thread each, because their idle worker threads busy-wait on the same
-cores that ONNX Runtime's (or PyTorch's) worker threads need; sorted batches; warm-up; best of
---repeats passes. Everything gets --threads intra-op threads (ONNX Runtime intra_op_num_threads,
+What makes the Python columns careful (measured by scripts/py_ort_thread_settings.py, README
+"Speed"): numpy's OpenBLAS gets one thread, because its idle worker thread busy-waits after every
+small pooling/scoring product on the core that ONNX Runtime's worker thread needs (2.3x on 2
+cores); sorted batches; warm-up; best of --repeats passes. The tokenizer's rayon pool is also set
+to one thread (measured: no effect either way on batches of 32 short texts). Everything gets --threads intra-op threads (ONNX Runtime intra_op_num_threads,
 inter-op 1; torch.set_num_threads).
 
 Labels are encoded once per system before timing. Every system runs one warm-up pass, then
@@ -82,11 +83,11 @@ ARGS = parse_args()
 # Thread settings must be in the environment before numpy / torch / tokenizers load.
 for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS"]:
     os.environ[var] = str(ARGS.threads)  # torch's intra-op pool
-# numpy's BLAS only does the small pooling/scoring products; its idle worker threads spin on the
-# cores ONNX Runtime needs (the main cause of the old script's slow py-ort column).
+# numpy's BLAS only does the small pooling/scoring products; its idle worker thread spins on the
+# core ONNX Runtime's worker needs: the cause of the old script's slow py-ort column (2.3x,
+# scripts/py_ort_thread_settings.py).
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-# The tokenizer's rayon pool: batches of 32 short texts take microseconds; extra threads only
-# spin against ONNX Runtime's.
+# The tokenizer's rayon pool: measured to make no difference here; one thread, like BLAS.
 os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
