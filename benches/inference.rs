@@ -3,13 +3,17 @@
 //! ```text
 //! cargo bench                             # from the workspace root; nothing to export by hand
 //! cargo bench -p runtime                  # the same benches, only the runtime crate built
-//! cargo bench -p runtime -- bi_encoder    # one architecture
+//! cargo bench -p runtime -- bi_encoder    # one architecture (f32 and int8)
+//! cargo bench -p runtime -- int8          # the int8 bundles only (`export --quantize int8`)
 //! ZSC_BENCH_QUICK=1 cargo bench -p runtime # without 256 long texts per call (the slowest case)
 //! ```
 //! Bundles come from `benches/speed_bundles.rs` (cached in `target/speed-bundles/`, built on first
 //! use): `models/all-MiniLM-L6-v2` as a bi-encoder, and with random untrained poly/ColBERT heads
-//! (speed does not depend on the weights' values). For each architecture:
+//! (speed does not depend on the weights' values), each as f32 (`bi_encoder/...`) and as
+//! `export --quantize int8` (`bi_encoder_int8/...`). For each bundle:
 //! - `latency_1_text_300_labels/{short,long}`: one text against 300 cached labels;
+//! - `latency_preset_1_text_300_labels/{short,long}`: the same with `ClassifierOptions::latency()`
+//!   (spinning off: the settings for a service; the group above uses 2 threads, spinning on);
 //! - `throughput/{short,long}_{32,256}`: one `classify_with` call of 32 or 256 texts (batch size 32);
 //! - `encode_300_labels`: encoding 300 labels into a `LabelCache`.
 //!
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runtime::{Classifier, ClassifierOptions};
+use zsc_core::Quantization;
 use zsc_core::tokenize::TextTokenizer;
 
 const THREADS: usize = 2;
@@ -72,10 +77,12 @@ fn bench(c: &mut Criterion) {
     // ZSC_BENCH_QUICK=1 skips the slowest case (256 long texts, ~10 s per call on 2 cores).
     let quick = std::env::var_os("ZSC_BENCH_QUICK").is_some();
     let mut workload_cache: Option<Workload> = None;
-    for model_type in speed_bundles::ALL_TYPES {
-        let dir = speed_bundles::ensure_speed_bundle(model_type).expect("speed bundle");
+    let bundles = speed_bundles::ALL_TYPES.into_iter().flat_map(|t| [(t, Quantization::None), (t, Quantization::Int8)]);
+    for (model_type, quantization) in bundles {
+        let name = speed_bundles::speed_bundle_name(model_type, quantization);
+        let dir = speed_bundles::ensure_speed_bundle_quantized(model_type, quantization).expect("speed bundle");
         println!(
-            "[{model_type}] bundle {} (real MiniLM {}{})",
+            "[{name}] bundle {} (real MiniLM {}{})",
             dir.display(),
             zsc_core::fixtures::base_model_dir().display(),
             if model_type == zsc_core::ModelType::BiEncoder { "" } else { " + random untrained head" }
@@ -85,7 +92,7 @@ fn bench(c: &mut Criterion) {
             .expect("load bundle");
         let cache = clf.encode_labels(&w.labels).expect("labels");
 
-        let mut group = c.benchmark_group(format!("{model_type}/latency_1_text_300_labels"));
+        let mut group = c.benchmark_group(format!("{name}/latency_1_text_300_labels"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
         group.throughput(Throughput::Elements(1));
         for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
@@ -95,7 +102,20 @@ fn bench(c: &mut Criterion) {
         }
         group.finish();
 
-        let mut group = c.benchmark_group(format!("{model_type}/throughput"));
+        let service = Classifier::from_dir(&dir, ClassifierOptions::latency()).expect("load bundle");
+        let service_cache = service.encode_labels(&w.labels).expect("labels");
+        let mut group = c.benchmark_group(format!("{name}/latency_preset_1_text_300_labels"));
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        group.throughput(Throughput::Elements(1));
+        for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
+            group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
+                b.iter(|| service.classify_with(&[text.as_str()], &service_cache).expect("classify"))
+            });
+        }
+        group.finish();
+        drop(service);
+
+        let mut group = c.benchmark_group(format!("{name}/throughput"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
         let mut cases = vec![("short", &w.short, 32), ("short", &w.short, 256), ("long", &w.long, 32)];
         if !quick {
@@ -110,7 +130,7 @@ fn bench(c: &mut Criterion) {
         }
         group.finish();
 
-        let mut group = c.benchmark_group(format!("{model_type}/encode_labels"));
+        let mut group = c.benchmark_group(format!("{name}/encode_labels"));
         group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
         group.throughput(Throughput::Elements(w.labels.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(w.labels.len()), &w.labels, |b, labels| {

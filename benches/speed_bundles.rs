@@ -6,8 +6,9 @@
 //!   tensors (`poly.codes` [16, 384] ~ N(0, 0.02); `colbert.proj.weight` [128, 384] ~ N(0, 0.02),
 //!   `colbert.score_scale` [1] = 10) and a `zsc_checkpoint.json`, then exported like a trained one.
 //!
-//! Bundles are cached under `target/speed-bundles/<model_type>/` (a `speed_bundle.json` stamp says
-//! which recipe made them) and rebuilt only when missing or stale. Shared by `benches/inference.rs`
+//! Each also as `export --quantize int8` ([`ensure_speed_bundle_quantized`]). Bundles are cached
+//! under `target/speed-bundles/<model_type>/` (int8: `<model_type>_int8/`; a `speed_bundle.json`
+//! stamp says which recipe made them) and rebuilt only when missing or stale. Shared by `benches/inference.rs`
 //! and `runtime/examples/throughput.rs` (included there with `#[path]`).
 
 #![allow(dead_code)]
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use zsc_core::config::{ModelType, SplitRatios};
 use zsc_core::manifest::{checkpoint_files, tensor_names, write_json_atomic, CheckpointInfo, FORMAT_VERSION};
-use zsc_core::ModelSpec;
+use zsc_core::{ModelSpec, Quantization};
 
 /// Bumped whenever the recipe below changes, so stale cached bundles are rebuilt.
 const RECIPE: &str = "speed-bundle-v1";
@@ -35,8 +36,21 @@ pub fn speed_bundles_root() -> PathBuf {
     root.canonicalize().unwrap_or(root).join("target").join("speed-bundles")
 }
 
-/// Path of the cached bundle of `model_type`, building it first if needed.
+/// Path of the cached f32 bundle of `model_type`, building it first if needed.
 pub fn ensure_speed_bundle(model_type: ModelType) -> anyhow::Result<PathBuf> {
+    ensure_speed_bundle_quantized(model_type, Quantization::None)
+}
+
+/// The folder name of a speed bundle: `bi_encoder`, `bi_encoder_int8`, ...
+pub fn speed_bundle_name(model_type: ModelType, quantization: Quantization) -> String {
+    match quantization {
+        Quantization::None => model_type.as_str().to_string(),
+        q => format!("{model_type}_{q}"),
+    }
+}
+
+/// Path of the cached bundle of `model_type` exported with `quantization`, building it if needed.
+pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quantization) -> anyhow::Result<PathBuf> {
     let base = zsc_core::fixtures::base_model_dir();
     if !base.join(checkpoint_files::WEIGHTS).is_file() {
         bail!(
@@ -46,9 +60,9 @@ pub fn ensure_speed_bundle(model_type: ModelType) -> anyhow::Result<PathBuf> {
         );
     }
     let root = speed_bundles_root();
-    let out = root.join(model_type.as_str());
+    let out = root.join(speed_bundle_name(model_type, quantization));
     let stamp_path = out.join("speed_bundle.json");
-    let stamp = stamp_for(&base, model_type)?;
+    let stamp = stamp_for(&base, model_type, quantization)?;
     if let Ok(text) = std::fs::read_to_string(&stamp_path) {
         if text.trim() == stamp.to_string() && out.join("manifest.json").is_file() {
             return Ok(out);
@@ -62,7 +76,7 @@ pub fn ensure_speed_bundle(model_type: ModelType) -> anyhow::Result<PathBuf> {
             ckpt
         }
     };
-    let opts = export::ExportOptions { model_type: Some(model_type), ..Default::default() };
+    let opts = export::ExportOptions::default().with_model_type(model_type).with_quantization(quantization);
     export::export_bundle(&src, &out, &opts)
         .with_context(|| format!("exporting the {model_type} speed bundle from {}", src.display()))?;
     std::fs::write(&stamp_path, stamp.to_string()).with_context(|| format!("writing {}", stamp_path.display()))?;
@@ -70,7 +84,7 @@ pub fn ensure_speed_bundle(model_type: ModelType) -> anyhow::Result<PathBuf> {
 }
 
 /// What the cached bundle depends on: the recipe and the base model's weights file (size, mtime).
-fn stamp_for(base: &Path, model_type: ModelType) -> anyhow::Result<serde_json::Value> {
+fn stamp_for(base: &Path, model_type: ModelType, quantization: Quantization) -> anyhow::Result<serde_json::Value> {
     let weights = base.join(checkpoint_files::WEIGHTS);
     let meta = std::fs::metadata(&weights).with_context(|| format!("reading {}", weights.display()))?;
     let mtime = meta
@@ -82,6 +96,7 @@ fn stamp_for(base: &Path, model_type: ModelType) -> anyhow::Result<serde_json::V
     Ok(serde_json::json!({
         "recipe": RECIPE,
         "model_type": model_type.as_str(),
+        "quantization": quantization.as_str(),
         "base_model": base.display().to_string(),
         "base_weights_bytes": meta.len(),
         "base_weights_mtime": mtime,

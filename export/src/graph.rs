@@ -5,12 +5,16 @@
 //! LayerNormalization), because ONNX Runtime's graph optimiser recognises exactly those patterns
 //! and fuses them (SkipLayerNormalization, BiasGelu / Gelu, Attention).
 
+use std::collections::HashMap;
+
 use zsc_core::manifest::onnx_io;
+use zsc_core::Quantization;
 
 use crate::onnx::{
     data_type, tensor_value_info, AttributeProto, Dim, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, IR_VERSION,
 };
+use crate::quantize::PerColumnInt8;
 use crate::weights::{BertConfig, Tensor, Weights};
 use crate::ExportError;
 
@@ -32,11 +36,16 @@ const L2_EPS: f32 = 1e-12;
 struct GraphBuilder {
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
+    /// How [`GraphBuilder::linear`] writes the encoder's linear layers.
+    quantization: Quantization,
+    /// int8: the `DynamicQuantizeLinear` outputs (x_q, x_scale, x_zero) of each value already
+    /// quantized, so the query/key/value layers quantize their shared input once.
+    quantized_inputs: HashMap<String, [String; 3]>,
 }
 
 impl GraphBuilder {
-    fn new() -> Self {
-        GraphBuilder { nodes: Vec::new(), initializers: Vec::new() }
+    fn new(quantization: Quantization) -> Self {
+        GraphBuilder { nodes: Vec::new(), initializers: Vec::new(), quantization, quantized_inputs: HashMap::new() }
     }
 
     /// Adds a node named `name` with one output called `name` (node and value names share a namespace
@@ -52,6 +61,19 @@ impl GraphBuilder {
             ..Default::default()
         });
         output
+    }
+
+    /// Like [`Self::op`] with several outputs, named `{name}_output_{k}`.
+    fn op_multi<const N: usize>(&mut self, op_type: &str, name: &str, inputs: &[&str]) -> [String; N] {
+        let outputs: [String; N] = std::array::from_fn(|k| format!("{name}_output_{k}"));
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.to_vec(),
+            name: name.to_string(),
+            op_type: op_type.to_string(),
+            ..Default::default()
+        });
+        outputs
     }
 
     /// Like [`Self::op`] but the single output gets an explicit name (graph outputs).
@@ -83,6 +105,17 @@ impl GraphBuilder {
 
     fn f32_scalar(&mut self, name: &str, v: f32) -> String {
         self.f32_tensor(name, &[], &[v])
+    }
+
+    fn i8_tensor(&mut self, name: &str, shape: &[usize], data: &[i8]) -> String {
+        self.initializers.push(TensorProto {
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::INT8,
+            name: name.to_string(),
+            raw_data: data.iter().map(|&v| v as u8).collect(),
+            ..Default::default()
+        });
+        name.to_string()
     }
 
     fn i64_tensor(&mut self, name: &str, data: &[i64]) -> String {
@@ -122,10 +155,37 @@ impl GraphBuilder {
     fn linear(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, d_in: usize, d_out: usize) -> Result<String, ExportError> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?.transposed_2d();
         let bias = w.get(&format!("{prefix}.bias"), &[d_out])?;
-        let wt = self.weight(&format!("{prefix}.weight_t"), &weight);
+        let mm = match self.quantization {
+            Quantization::None => {
+                let wt = self.weight(&format!("{prefix}.weight_t"), &weight);
+                self.op("MatMul", &format!("{node}/MatMul"), &[x, &wt], vec![])
+            }
+            Quantization::Int8 => self.int8_matmul(prefix, node, x, &weight),
+        };
+        // Bias second and a 1-D initializer: the shape ONNX Runtime folds into MatMulIntegerToFloat.
         let b = self.weight(&format!("{prefix}.bias"), bias);
-        let mm = self.op("MatMul", &format!("{node}/MatMul"), &[x, &wt], vec![]);
         Ok(self.op("Add", &format!("{node}/Add"), &[&mm, &b], vec![]))
+    }
+
+    /// `x @ W` with W `[in, out]` as per-column int8 and x quantized to uint8 per call, the
+    /// pattern of [`crate::quantize`]: `Cast(MatMulInteger(x_q, W_q, x_zero, W_zero)) * (x_scale * W_scale)`.
+    fn int8_matmul(&mut self, prefix: &str, node: &str, x: &str, weight: &Tensor) -> String {
+        let q = PerColumnInt8::quantize(weight);
+        let w_q = self.i8_tensor(&format!("{prefix}.weight_t_quantized"), &q.shape, &q.values);
+        let w_scale = self.f32_tensor(&format!("{prefix}.weight_t_scale"), &[q.shape[1]], &q.scales);
+        let w_zero = self.i8_tensor(&format!("{prefix}.weight_t_zero_point"), &[q.shape[1]], &vec![0; q.shape[1]]);
+        let [x_q, x_scale, x_zero] = match self.quantized_inputs.get(x) {
+            Some(outputs) => outputs.clone(),
+            None => {
+                let outputs = self.op_multi("DynamicQuantizeLinear", &format!("{node}/DynamicQuantizeLinear"), &[x]);
+                self.quantized_inputs.insert(x.to_string(), outputs.clone());
+                outputs
+            }
+        };
+        let acc = self.op("MatMulInteger", &format!("{node}/MatMulInteger"), &[&x_q, &w_q, &x_zero, &w_zero], vec![]);
+        let acc = self.op("Cast", &format!("{node}/Cast"), &[&acc], vec![AttributeProto::int("to", data_type::FLOAT as i64)]);
+        let scale = self.op("Mul", &format!("{node}/Mul_scales"), &[&x_scale, &w_scale], vec![]);
+        self.op("Mul", &format!("{node}/Mul_dequantize"), &[&acc, &scale], vec![])
     }
 
     fn layer_norm(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, h: usize, eps: f32) -> Result<String, ExportError> {
@@ -141,17 +201,21 @@ impl GraphBuilder {
 }
 
 /// Builds the complete model: inputs `input_ids`, `attention_mask`, `token_type_ids` (int64
-/// `[batch, sequence]`), one output per [`GraphHead`].
+/// `[batch, sequence]`), one output per [`GraphHead`]. With [`Quantization::Int8`] the six linear
+/// layers of every encoder layer (query, key, value, attention output, FFN in and out) get int8
+/// weights ([`crate::quantize`]); embeddings, LayerNorms, the attention products and the ColBERT
+/// projection stay f32.
 pub fn build_bert_model(
     cfg: &BertConfig,
     w: &Weights,
     head: &GraphHead,
     opset: i64,
+    quantization: Quantization,
     metadata: Vec<(String, String)>,
 ) -> Result<ModelProto, ExportError> {
     let (h, inter, nh, hs) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.head_size());
     let eps = cfg.layer_norm_eps as f32;
-    let mut g = GraphBuilder::new();
+    let mut g = GraphBuilder::new(quantization);
 
     // Shared constants.
     let one = g.f32_scalar("const_one", 1.0);
@@ -243,6 +307,7 @@ pub fn build_bert_model(
         }
         GraphHead::ColbertProjection { dim } => {
             let proj = w.get(zsc_core::manifest::tensor_names::COLBERT_PROJ, &[*dim, h])?.transposed_2d();
+            // Kept f32 whatever the quantization: one small matmul, right before the L2 norm.
             let proj = g.weight("colbert.proj.weight_t", &proj);
             let e = g.op("MatMul", "/colbert/proj/MatMul", &[&hidden, &proj], vec![]);
             // F.normalize(e, dim=-1, eps=1e-12) = e / max(||e||_2, eps).
@@ -321,7 +386,7 @@ mod tests {
     #[test]
     fn hidden_state_graph_is_well_formed() {
         let (cfg, w) = tiny();
-        let m = build_bert_model(&cfg, &w, &GraphHead::HiddenState, 17, vec![]).unwrap();
+        let m = build_bert_model(&cfg, &w, &GraphHead::HiddenState, 17, Quantization::None, vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::LAST_HIDDEN_STATE);
@@ -338,10 +403,10 @@ mod tests {
     fn colbert_graph_projects_and_normalises() {
         let (cfg, mut w) = tiny();
         let head = GraphHead::ColbertProjection { dim: 8 };
-        let err = build_bert_model(&cfg, &w, &head, 17, vec![]).unwrap_err();
+        let err = build_bert_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap_err();
         assert!(matches!(err, ExportError::MissingTensor { ref name, .. } if name == "colbert.proj.weight"), "{err}");
         w.insert("colbert.proj.weight", Tensor { shape: vec![8, 32], data: vec![0.01; 8 * 32] });
-        let m = build_bert_model(&cfg, &w, &head, 17, vec![]).unwrap();
+        let m = build_bert_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::TOKEN_EMBEDDINGS);

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use zsc_core::manifest::{bundle_files, checkpoint_files, onnx_io, tensor_names, FORMAT_VERSION};
-use zsc_core::{BundleManifest, CheckpointInfo, CoreError, ModelSpec, ModelType, Similarity};
+use zsc_core::{BundleManifest, CheckpointInfo, CoreError, ModelSpec, ModelType, Quantization, Similarity};
 
 pub mod graph;
 pub mod onnx;
+pub mod quantize;
 pub mod weights;
 
 use graph::GraphHead;
@@ -37,11 +38,40 @@ pub struct ExportOptions {
     /// Plain Hugging Face folder only: `cosine` scores by cosine similarity (scale 1; the ranking
     /// is what an untuned model's cosine gives). A checkpoint keeps its own similarity.
     pub similarity: Option<Similarity>,
+    /// Weight quantization of the encoder's linear layers (default none: f32).
+    pub quantization: Quantization,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { model_type: None, opset: DEFAULT_OPSET, max_length: None, similarity: None }
+        ExportOptions { model_type: None, opset: DEFAULT_OPSET, max_length: None, similarity: None, quantization: Quantization::None }
+    }
+}
+
+impl ExportOptions {
+    pub fn with_model_type(mut self, model_type: ModelType) -> Self {
+        self.model_type = Some(model_type);
+        self
+    }
+
+    pub fn with_opset(mut self, opset: i64) -> Self {
+        self.opset = opset;
+        self
+    }
+
+    pub fn with_max_length(mut self, max_length: usize) -> Self {
+        self.max_length = Some(max_length);
+        self
+    }
+
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
+        self
+    }
+
+    pub fn with_similarity(mut self, similarity: Similarity) -> Self {
+        self.similarity = Some(similarity);
+        self
     }
 }
 
@@ -214,9 +244,17 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     let metadata = vec![
         ("zsc.model_type".to_string(), spec.model_type.to_string()),
         ("zsc.source".to_string(), source_str.clone()),
+        ("zsc.quantization".to_string(), opts.quantization.to_string()),
     ];
-    tracing::info!(model_type = %spec.model_type, layers = cfg.num_hidden_layers, hidden = h, opset = opts.opset, "building ONNX graph");
-    let model = graph::build_bert_model(&cfg, &weights, &graph_head, opts.opset, metadata)?;
+    tracing::info!(
+        model_type = %spec.model_type,
+        layers = cfg.num_hidden_layers,
+        hidden = h,
+        opset = opts.opset,
+        quantization = %opts.quantization,
+        "building ONNX graph"
+    );
+    let model = graph::build_bert_model(&cfg, &weights, &graph_head, opts.opset, opts.quantization, metadata)?;
     drop(weights);
     // A single protobuf file cannot exceed 2 GiB (external data files are not written here).
     let encoded_len = prost::Message::encoded_len(&model);
@@ -257,6 +295,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         seed,
         source: source_str,
         versions,
+        quantization: opts.quantization,
     };
 
     write_bundle(out, |tmp| {

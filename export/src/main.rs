@@ -1,11 +1,11 @@
-//! `export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N]`
+//! `export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N] [--quantize none|int8]`
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
 use export::{export_bundle, ExportOptions, DEFAULT_OPSET};
-use zsc_core::{ModelType, Similarity};
+use zsc_core::{ModelType, Quantization, Similarity};
 
 /// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
 /// ONNX bundle: manifest.json, encoder.onnx, head.safetensors, tokenizer.json.
@@ -32,6 +32,11 @@ struct Args {
     /// Plain Hugging Face folder only: dot | cosine (a checkpoint keeps the similarity it was trained with).
     #[arg(long, value_parser = parse_similarity)]
     similarity: Option<Similarity>,
+    /// none (f32) | int8: the encoder's linear layers with int8 weights (per output channel) and
+    /// activations quantized per call (README "Speed" for speed and accuracy). The runtime loads
+    /// either without options.
+    #[arg(long, default_value_t = Quantization::None)]
+    quantize: Quantization,
 }
 
 fn parse_similarity(s: &str) -> Result<Similarity, String> {
@@ -56,18 +61,25 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let opts = ExportOptions { model_type: args.model_type, opset: args.opset, max_length: args.max_length, similarity: args.similarity };
+    let opts = ExportOptions {
+        model_type: args.model_type,
+        opset: args.opset,
+        max_length: args.max_length,
+        similarity: args.similarity,
+        quantization: args.quantize,
+    };
     let manifest = export_bundle(&args.checkpoint, &args.out, &opts)
         .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
     println!(
-        "wrote {} ({}, hidden {}, output `{}` dim {}, max_length {}, opset {})",
+        "wrote {} ({}, hidden {}, output `{}` dim {}, max_length {}, opset {}, quantization {})",
         args.out.display(),
         manifest.spec.model_type,
         manifest.spec.hidden_size,
         manifest.output,
         manifest.output_dim,
         manifest.spec.max_length,
-        manifest.opset
+        manifest.opset,
+        manifest.quantization
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::*;
 use export::{export_bundle, ExportOptions};
 use zsc_core::manifest::{bundle_files, onnx_io, tensor_names};
-use zsc_core::{BundleManifest, ModelType};
+use zsc_core::{BundleManifest, ModelType, Quantization};
 
 fn export(src: &Path, out: &Path) -> BundleManifest {
     export_bundle(src, out, &ExportOptions::default()).unwrap_or_else(|e| panic!("export failed: {e}"))
@@ -152,4 +152,39 @@ fn options_override_max_length_and_opset() {
     let m = export_bundle(&ckpt, &out, &ExportOptions::default()).unwrap();
     assert_eq!(BundleManifest::load(&out).unwrap().opset, 17);
     assert_eq!(m.spec.max_length, 32);
+}
+
+/// `--quantize int8` for every architecture: a valid ONNX model (full check) that ONNX Runtime
+/// loads, int8 weights in the six linear layers of every encoder layer, the pattern ONNX Runtime
+/// fuses (no MatMulInteger left after its optimiser), outputs close to the f32 export.
+#[test]
+fn int8_bundles_are_valid_fused_and_close_to_fp32() {
+    let layers = tiny().num_hidden_layers;
+    for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+        let d = tempfile::tempdir().unwrap();
+        let (ckpt, fp32, int8) = (d.path().join("ckpt"), d.path().join("fp32"), d.path().join("int8"));
+        write_checkpoint(&ckpt, model_type, true);
+        let m32 = export(&ckpt, &fp32);
+        let opts = ExportOptions::default().with_quantization(Quantization::Int8);
+        let m8 = export_bundle(&ckpt, &int8, &opts).unwrap_or_else(|e| panic!("int8 export failed: {e}"));
+        assert_eq!(m32.quantization, Quantization::None);
+        assert_eq!(m8.quantization, Quantization::Int8);
+        assert_eq!(BundleManifest::load(&int8).unwrap(), m8);
+        assert_eq!(BundleManifest { quantization: Quantization::None, ..m8.clone() }, m32, "only the quantization differs");
+        assert_eq!(read_tensors(&int8.join(bundle_files::HEAD)), read_tensors(&fp32.join(bundle_files::HEAD)));
+
+        let r = check_with_python(&int8, &[Path::new("--fp32-reference"), &fp32]);
+        assert_eq!(r["checker"], "ok", "{model_type}: {r}");
+        // Per layer: 6 int8 linear layers; query/key/value share one DynamicQuantizeLinear; the two
+        // attention products (and the ColBERT projection) stay f32 MatMuls.
+        let colbert = usize::from(model_type == ModelType::Colbert);
+        assert_eq!(r["ops"]["MatMulInteger"], 6 * layers, "{model_type}: {r}");
+        assert_eq!(r["ops"]["DynamicQuantizeLinear"], 4 * layers, "{model_type}: {r}");
+        assert_eq!(r["ops"]["MatMul"], 2 * layers + colbert, "{model_type}: {r}");
+        let fused = r["fused"]["MatMulIntegerToFloat"].as_u64().unwrap() + r["fused"]["DynamicQuantizeMatMul"].as_u64().unwrap();
+        assert_eq!(fused, 6 * layers as u64, "{model_type}: every int8 layer fused by ONNX Runtime: {r}");
+        assert_eq!(r["fused"]["MatMulInteger"], 0, "{model_type}: {r}");
+        let cos = r["min_cosine_vs_fp32"].as_f64().unwrap();
+        assert!(cos > 0.99, "{model_type}: int8 output rows vs f32: min cosine {cos}");
+    }
 }

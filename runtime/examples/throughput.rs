@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! cargo run -p runtime --release --example throughput -- --model-type bi_encoder --n 2000 --threads 2
+//! cargo run -p runtime --release --example throughput -- --model-type bi_encoder --quantize int8 --latency-calls 300
 //! cargo run -p runtime --release --example throughput -- --bundle bundles/minilm --workload w.json
-//! cargo run -p runtime --release --example throughput -- --make-bundles   # only build target/speed-bundles
+//! cargo run -p runtime --release --example throughput -- --make-bundles   # only build target/speed-bundles (f32 and int8)
 //! ```
 //! `--model-type` uses (and builds on first use) the speed bundle of `benches/speed_bundles.rs`:
 //! the real MiniLM, with random untrained heads for poly/colbert. Texts default to the first `--n`
@@ -21,7 +22,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use runtime::{Classifier, ClassifierOptions};
-use zsc_core::ModelType;
+use zsc_core::{ModelType, Quantization};
 
 #[derive(Debug, Parser)]
 #[command(about = "Texts per second of the runtime, end to end (tokenise, encode, score)")]
@@ -32,6 +33,9 @@ struct Args {
     /// Use the MiniLM speed bundle of this type (bi_encoder, poly_encoder, colbert).
     #[arg(long)]
     model_type: Option<ModelType>,
+    /// With --model-type: the f32 (none) or int8 speed bundle.
+    #[arg(long, default_value_t = Quantization::None)]
+    quantize: Quantization,
     /// JSON `{"texts": [...], "labels": [...]}`; overrides --data/--n.
     #[arg(long)]
     workload: Option<PathBuf>,
@@ -47,10 +51,22 @@ struct Args {
     /// ONNX Runtime intra-op threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// ONNX Runtime intra-op spinning (on | off; default: ONNX Runtime's, on).
+    #[arg(long, value_parser = parse_on_off)]
+    spinning: Option<bool>,
+    /// Also time this many single-text calls (one text against all labels, texts taken in turn)
+    /// and report their median and 90th percentile (latency of a service answering one request).
+    #[arg(long, default_value_t = 0)]
+    latency_calls: usize,
+    /// Pause between the latency calls, in milliseconds (requests that arrive apart find ONNX
+    /// Runtime's threads asleep, back-to-back ones may find them still spinning).
+    #[arg(long, default_value_t = 0.0)]
+    latency_gap_ms: f64,
     /// Timed runs over all texts (after one untimed warm-up run).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Only build the three speed bundles under target/speed-bundles and print their paths.
+    /// Only build the speed bundles (three architectures, f32 and int8) under target/speed-bundles
+    /// and print their paths.
     #[arg(long)]
     make_bundles: bool,
 }
@@ -60,8 +76,10 @@ fn main() -> anyhow::Result<()> {
     if args.make_bundles {
         let mut out = serde_json::Map::new();
         for t in speed_bundles::ALL_TYPES {
-            let dir = speed_bundles::ensure_speed_bundle(t)?;
-            out.insert(t.as_str().into(), serde_json::Value::String(dir.display().to_string()));
+            for q in [Quantization::None, Quantization::Int8] {
+                let dir = speed_bundles::ensure_speed_bundle_quantized(t, q)?;
+                out.insert(speed_bundles::speed_bundle_name(t, q), serde_json::Value::String(dir.display().to_string()));
+            }
         }
         println!("{}", serde_json::Value::Object(out));
         return Ok(());
@@ -71,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     }
     let bundle = match (&args.bundle, args.model_type) {
         (Some(b), _) => b.clone(),
-        (None, Some(t)) => speed_bundles::ensure_speed_bundle(t)?,
+        (None, Some(t)) => speed_bundles::ensure_speed_bundle_quantized(t, args.quantize)?,
         (None, None) => bail!("give --bundle DIR or --model-type TYPE"),
     };
     let (texts, labels) = match &args.workload {
@@ -100,7 +118,10 @@ fn main() -> anyhow::Result<()> {
     }
 
     let t0 = Instant::now();
-    let options = ClassifierOptions::default().with_intra_threads(args.threads).with_batch_size(args.batch_size);
+    let mut options = ClassifierOptions::default().with_intra_threads(args.threads).with_batch_size(args.batch_size);
+    if let Some(spinning) = args.spinning {
+        options = options.with_intra_op_spinning(spinning);
+    }
     let clf = Classifier::from_dir(&bundle, options).with_context(|| format!("loading {}", bundle.display()))?;
     let load_s = t0.elapsed().as_secs_f64();
 
@@ -121,6 +142,32 @@ fn main() -> anyhow::Result<()> {
     sorted.sort_by(f64::total_cmp);
     let median_s = sorted[sorted.len() / 2];
     let top1: Vec<usize> = scores.iter().map(|row| zsc_core::metrics::top_k_indices(row, 1)[0]).collect();
+
+    // One text per call, as a service sees requests; warm-up calls first. CPU time is the whole
+    // process's (all threads, spinning included) over the timed calls.
+    let mut latency_ms = Vec::with_capacity(args.latency_calls);
+    let warmup = args.latency_calls.min(20);
+    let mut cpu_start = None;
+    for i in 0..args.latency_calls + warmup {
+        if args.latency_gap_ms > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(args.latency_gap_ms / 1e3));
+        }
+        if i == warmup {
+            cpu_start = process_cpu_seconds();
+        }
+        let text = &texts[i % texts.len()];
+        let t0 = Instant::now();
+        clf.classify_with(&[text], &cache)?;
+        if i >= warmup {
+            latency_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let cpu_ms_per_call = match (cpu_start, process_cpu_seconds()) {
+        (Some(a), Some(b)) if !latency_ms.is_empty() => Some((b - a) * 1e3 / latency_ms.len() as f64),
+        _ => None,
+    };
+    latency_ms.sort_by(f64::total_cmp);
+    let percentile = |p: f64| latency_ms.get(((latency_ms.len() as f64 * p) as usize).min(latency_ms.len().saturating_sub(1))).copied();
     let report = serde_json::json!({
         "system": "rust runtime (zsc)",
         "model_type": clf.model_type().as_str(),
@@ -129,6 +176,8 @@ fn main() -> anyhow::Result<()> {
         "n_labels": labels.len(),
         "batch_size": args.batch_size,
         "intra_threads": args.threads,
+        "intra_op_spinning": args.spinning,
+        "quantization": clf.manifest().quantization.as_str(),
         "rayon_threads": rayon_threads(),
         "load_s": load_s,
         "label_encode_s": label_encode_s,
@@ -137,10 +186,33 @@ fn main() -> anyhow::Result<()> {
         "median_s": median_s,
         "texts_per_s": texts.len() as f64 / best_s,
         "texts_per_s_median": texts.len() as f64 / median_s,
+        "latency_calls": latency_ms.len(),
+        "latency_ms_median": percentile(0.5),
+        "latency_ms_p90": percentile(0.9),
+        "latency_gap_ms": args.latency_gap_ms,
+        "latency_cpu_ms_per_call": cpu_ms_per_call,
         "top1": top1,
     });
     println!("{report}");
     Ok(())
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`; `None` elsewhere).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("expected on or off, got `{other}`")),
+    }
 }
 
 /// Threads the tokenizer's batch encoding may use (rayon's global pool, `RAYON_NUM_THREADS`).

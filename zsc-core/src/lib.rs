@@ -19,5 +19,5 @@ pub use bert_config::BertConfig;
 pub use config::{ColbertInit, LossKind, ModelType, Precision, Similarity, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
-pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec};
+pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec, Quantization};
 pub use metrics::EvalReport;

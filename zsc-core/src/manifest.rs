@@ -162,6 +162,52 @@ pub struct BundleManifest {
     /// Versions of the tools that wrote the bundle.
     #[serde(default)]
     pub versions: std::collections::BTreeMap<String, String>,
+    /// How `encoder.onnx` stores its weights (`none` for bundles written before quantization existed).
+    /// Informational: the runtime runs any of them the same way.
+    #[serde(default)]
+    pub quantization: Quantization,
+}
+
+/// Weight quantization of an exported `encoder.onnx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantization {
+    /// f32 weights and activations.
+    #[default]
+    None,
+    /// The encoder's linear layers with int8 weights (symmetric, one scale per output channel) and
+    /// activations quantized to uint8 on the fly per call (dynamic quantization:
+    /// `DynamicQuantizeLinear` -> `MatMulInteger`); embeddings, LayerNorm, attention and heads f32.
+    Int8,
+}
+
+impl Quantization {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::Int8 => "int8",
+        }
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Quantization::None),
+            "int8" => Ok(Quantization::Int8),
+            other => Err(CoreError::Config {
+                field: "quantize".into(),
+                message: format!("unknown quantization `{other}`, expected none or int8"),
+            }),
+        }
+    }
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -242,6 +288,21 @@ mod tests {
         assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), s);
         let bad = ModelSpec { n_code_vectors: None, ..s };
         assert!(bad.validate().unwrap_err().to_string().contains("n_code_vectors"));
+    }
+
+    #[test]
+    fn quantization_parses_and_defaults_to_none() {
+        assert_eq!("int8".parse::<Quantization>().unwrap(), Quantization::Int8);
+        assert_eq!("none".parse::<Quantization>().unwrap(), Quantization::None);
+        assert!("int4".parse::<Quantization>().unwrap_err().to_string().contains("int4"));
+        assert_eq!(serde_json::to_string(&Quantization::Int8).unwrap(), "\"int8\"");
+        // A manifest written before the field existed reads as `none`.
+        let old = r#"{"format_version": 1, "spec": {"model_type": "bi_encoder", "hidden_size": 8, "max_length": 16},
+            "opset": 17, "encoder": "encoder.onnx", "head": "head.safetensors", "tokenizer": "tokenizer.json",
+            "inputs": ["input_ids", "attention_mask"], "output": "last_hidden_state", "output_dim": 8,
+            "source": "x"}"#;
+        let m: BundleManifest = serde_json::from_str(old).unwrap();
+        assert_eq!(m.quantization, Quantization::None);
     }
 
     #[test]

@@ -2,13 +2,20 @@
 output name / shape / finiteness, ColBERT unit norms. Optionally, for ColBERT, compares against
 normalize(last_hidden_state @ W^T) computed from a bi-encoder export of the same encoder.
 
+With --fp32-reference (an int8 bundle checked against the f32 export of the same weights) it also
+reports the graph's quantized ops, what ONNX Runtime's optimiser fuses them into, and the cosine
+similarity of the two bundles' output rows.
+
 usage: check_bundle.py BUNDLE [--bi-reference BI_BUNDLE --weights model.safetensors]
+                              [--fp32-reference FP32_BUNDLE]
 Prints one JSON line with what it measured; exits non-zero on any failed check.
 """
 import argparse
+import collections
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 import onnx
@@ -28,6 +35,7 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("--bi-reference")
     ap.add_argument("--weights")
+    ap.add_argument("--fp32-reference")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.bundle, "manifest.json")))
     path = os.path.join(a.bundle, manifest["encoder"])
@@ -76,7 +84,32 @@ def main():
             diff = max(diff, float(np.abs(e - y).max()))
         assert diff < 1e-5, diff
         report["max_abs_diff_vs_bi_projection"] = diff
+    if a.fp32_reference:
+        report.update(compare_quantized(path, model, outputs, a.fp32_reference))
     print(json.dumps(report))
+
+
+def compare_quantized(path, model, outputs, reference):
+    ops = collections.Counter(n.op_type for n in model.graph.node)
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        fused = collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+    ref = ort.InferenceSession(os.path.join(reference, "encoder.onnx"), providers=["CPUExecutionProvider"])
+    min_cos = 1.0
+    for ids, mask, y in outputs:
+        r = run(ref, ids, mask)
+        real = mask.astype(bool)
+        a, b = y[real].astype(np.float64), r[real].astype(np.float64)
+        cos = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+        min_cos = min(min_cos, float(cos.min()))
+    return {
+        "ops": {k: ops.get(k, 0) for k in ["MatMul", "MatMulInteger", "DynamicQuantizeLinear"]},
+        "fused": {k: fused.get(k, 0) for k in ["MatMulIntegerToFloat", "DynamicQuantizeMatMul", "MatMulInteger"]},
+        "min_cosine_vs_fp32": min_cos,
+    }
 
 
 if __name__ == "__main__":

@@ -31,9 +31,13 @@ struct Cli {
 
 #[derive(Args, Debug)]
 struct Common {
-    /// ONNX Runtime intra-op threads (default: ONNX Runtime decides).
+    /// ONNX Runtime intra-op threads (default: ClassifierOptions::throughput(), README "Speed").
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// ONNX Runtime intra-op spinning: on (idle worker threads busy-wait) or off (default:
+    /// ClassifierOptions::throughput()).
+    #[arg(long, global = true, value_name = "on|off", value_parser = parse_on_off)]
+    spinning: Option<bool>,
     /// Texts per encoder call.
     #[arg(long, global = true, value_name = "N", default_value_t = 32)]
     batch_size: usize,
@@ -132,14 +136,26 @@ fn options(common: &Common) -> Result<ClassifierOptions> {
     if common.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let mut o = ClassifierOptions::default().with_execution_provider(device).with_batch_size(common.batch_size);
+    // classify and eval run batches of texts: the throughput settings
+    let mut o = ClassifierOptions::throughput().with_execution_provider(device).with_batch_size(common.batch_size);
     if let Some(n) = common.threads {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
         o = o.with_intra_threads(n);
     }
+    if let Some(spinning) = common.spinning {
+        o = o.with_intra_op_spinning(spinning);
+    }
     Ok(o)
+}
+
+fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, got `{other}`")),
+    }
 }
 
 fn load(model: &Path, common: &Common) -> Result<Classifier> {
