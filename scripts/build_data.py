@@ -437,6 +437,27 @@ def build_wordnet(wn: pathlib.Path):
     return merge_same_text(train), merge_same_text(heldout), merge_same_text(categories), sorted(trained)
 
 
+WN_DEFINITIONS_CAP = 8000  # definitions in the reverse-dictionary source
+
+
+def build_definitions(wn: pathlib.Path, held_labels):
+    """A reverse dictionary: a WordNet definition -> the words it defines (its first two lemmas).
+    Thousands of distinct labels, each seen a few times at most, so training cannot memorise a
+    fixed label set and has to learn to match a text with a label's meaning. Synsets with a topic
+    domain are left out (no held-out domain's text or term comes in), and so is every lemma that
+    contains a held-out label as a whole word ("tennis", "air traffic", "person")."""
+    banned = [re.compile(rf"\b{re.escape(l.lower())}\b") for l in held_labels]
+    out = []
+    for key, s in sorted(read_wordnet(wn).items()):
+        if s["domains"] or len(s["definition"].split()) < 3:
+            continue
+        lemmas = [re.sub(r"\([a-z]+\)$", "", l).replace("_", " ") for l in s["lemmas"]]
+        lemmas = [l for l in dict.fromkeys(lemmas) if not any(b.search(l.lower()) for b in banned)][:2]
+        if lemmas:
+            out.append(sample(s["definition"], lemmas, "wordnet_definitions"))
+    return merge_same_text(cap(out, WN_DEFINITIONS_CAP, "wn-definitions"))
+
+
 def merge_same_text(samples):
     """One sample per (text, source); labels of repeats are merged (multi-label)."""
     merged = {}
@@ -521,6 +542,7 @@ def main():
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
     ap.add_argument("--fortunes", default="/usr/share/games/fortunes")
     ap.add_argument("--out", default=str(root / "data"))
+    ap.add_argument("--definitions", action="store_true", help="add the reverse-dictionary source (wordnet_definitions)")
     args = ap.parse_args()
     src, out = pathlib.Path(args.datasets), pathlib.Path(args.out)
     for p, pkg in ((args.wordnet, "wordnet-base"), (args.fortunes, "fortunes fortunes-min")):
@@ -545,7 +567,11 @@ def main():
     held_texts = {norm(s["text"]) for s in unseen_dev + unseen_test + trec + wn_heldout + ft_heldout}
 
     old = drop_texts(seen + nlupp, held_texts, "train_clinc_nlupp.json")
-    train = old + drop_texts(wn_train + wn_categories + ft_train + ft_genre, held_texts, "train.json")
+    new = wn_train + wn_categories + ft_train + ft_genre
+    if args.definitions:
+        held_labels = [l for (_, _, labels) in tasks.values() for l in labels]
+        new += build_definitions(pathlib.Path(args.wordnet), held_labels)
+    train = old + drop_texts(new, held_texts, "train.json")
     check_disjoint(train, tasks)
 
     train = write(out / "train.json", train)
