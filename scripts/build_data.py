@@ -542,7 +542,7 @@ def main():
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
     ap.add_argument("--fortunes", default="/usr/share/games/fortunes")
     ap.add_argument("--out", default=str(root / "data"))
-    ap.add_argument("--definitions", action="store_true", help="add the reverse-dictionary source (wordnet_definitions)")
+    ap.add_argument("--no-definitions", action="store_true", help="leave out the reverse-dictionary source (wordnet_definitions)")
     args = ap.parse_args()
     src, out = pathlib.Path(args.datasets), pathlib.Path(args.out)
     for p, pkg in ((args.wordnet, "wordnet-base"), (args.fortunes, "fortunes fortunes-min")):
@@ -568,7 +568,7 @@ def main():
 
     old = drop_texts(seen + nlupp, held_texts, "train_clinc_nlupp.json")
     new = wn_train + wn_categories + ft_train + ft_genre
-    if args.definitions:
+    if not args.no_definitions:
         held_labels = [l for (_, _, labels) in tasks.values() for l in labels]
         new += build_definitions(pathlib.Path(args.wordnet), held_labels)
     train = old + drop_texts(new, held_texts, "train.json")
