@@ -24,7 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def sh(cmd, env=None, timeout=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    """Runs cmd; a run past `timeout` seconds counts as failed (rc 124) instead of stalling the check."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return 124, "", f"timed out after {timeout} s\n{err}"
     return p.returncode, p.stdout, p.stderr
 
 
@@ -54,7 +59,7 @@ def ours(a, batch, precision, graphs, steps):
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     t0 = time.time()
-    rc, out, err = sh(cmd)
+    rc, out, err = sh(cmd, timeout=a.step_timeout)
     mode = "cpu" if a.device == "cpu" else "cuda-graph" if graphs else "eager"
     row = {"impl": "trainer (tch)", "mode": mode, "batch_size": batch,
            "precision": precision, "rc": rc, "wall_s": round(time.time() - t0, 1)}
@@ -74,7 +79,7 @@ def peer(a, batch, precision, steps):
            "--steps", str(steps), "--warmup", str(a.peer_warmup), "--device", a.device]
     if precision == "bf16":
         cmd.append("--bf16")
-    rc, out, err = sh(cmd)
+    rc, out, err = sh(cmd, timeout=a.step_timeout)
     try:
         row = json.loads(out.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -97,6 +102,8 @@ def main():
     ap.add_argument("--work", default="/tmp/zsc_gpu_work", help="checkpoints, logs")
     ap.add_argument("--grid", help="also run this recipe grid (scripts/zero_shot_grid.py runs file)")
     ap.add_argument("--grid-parallel", type=int, default=6, help="trainings at a time")
+    ap.add_argument("--run-timeout", type=int, default=300, help="seconds one grid training may take")
+    ap.add_argument("--step-timeout", type=int, default=120, help="seconds one speed run may take")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: checks the script, measures nothing")
@@ -126,6 +133,8 @@ def main():
             print(json.dumps(row), flush=True)
             save(a, result)
 
+        # batch 32 first, eager and graph: the figures the check is for, should time run short
+        record(ours(a, plan[0][0], "fp32", False, plan[0][1]))
         for batch, steps, peer_steps, warm in plan:
             a.peer_warmup = warm
             record(ours(a, batch, "fp32", True, steps))
@@ -133,8 +142,8 @@ def main():
             if not a.dry_run:
                 record(ours(a, batch, "bf16", True, steps))
                 if batch == 32:
+                    record(ours(a, batch, "bf16", False, steps))
                     record(peer(a, batch, "bf16", peer_steps))
-        record(ours(a, plan[0][0], "fp32", False, plan[0][1]))
         ratio = {}
         for r in result["speed"]:
             if r.get("impl", "").startswith("trainer") and r.get("mode") == "cuda-graph" and r.get("steps_per_s"):
@@ -165,7 +174,7 @@ def main():
         json.dump(runs, open(runs_file, "w"))
         path = os.path.join(a.out, "grid.jsonl")
         sh([a.python, grid, "--runs", runs_file, "--out", os.path.join(a.work, "grid"), "--results", path,
-            "--cleanup", "--parallel", str(a.grid_parallel), "--threads", "2"] + common)
+            "--cleanup", "--parallel", str(a.grid_parallel), "--threads", "2", "--timeout", str(a.run_timeout)] + common)
         rows = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
         result["quality"] = [r for r in rows if r["name"].startswith("default_")]
         result["grid"] = [r for r in rows if not r["name"].startswith("default_")]

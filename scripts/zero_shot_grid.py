@@ -49,7 +49,11 @@ def run_one(args, spec):
         cmd += ["--set", f"{k}={yaml_value(v)}"]
     env = {**os.environ, **args.env}
     t0 = time.time()
-    rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    try:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.timeout or None).returncode
+    except subprocess.TimeoutExpired:
+        rc = 124  # the run's checkpoints so far are still scored below
+
     wall = time.time() - t0
     row = {"name": name, "model_type": spec.get("model_type", "bi_encoder"), "set": spec.get("set", {}), "rc": rc, "train_wall_s": round(wall, 1)}
     run_dir = os.path.join(args.runs_dir, name)
@@ -62,7 +66,7 @@ def run_one(args, spec):
                    dev_curve=[(m["step"], round(m["probe_top1"], 4)) for m in probed],
                    steps_per_s=metrics[-1].get("steps_per_s"))
     ckpt = os.path.join(run_dir, "best_probe")
-    if rc == 0 and os.path.isdir(ckpt):
+    if rc in (0, 124) and os.path.isdir(ckpt):
         ev = [args.trainer, "eval", "--model-path", ckpt, "--split", "all", "--json"]
         for path in TEST_TASKS.values():
             ev += ["--data", path]
@@ -97,6 +101,7 @@ def main():
     ap.add_argument("--cleanup", action="store_true", help="delete each run's checkpoints once it is scored")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--set-all", nargs="*", default=[], help="KEY=VALUE for every run (YAML values)")
+    ap.add_argument("--timeout", type=int, default=0, help="seconds one training may take (0 = no limit)")
     ap.add_argument("--threads", type=int, default=0, help="OMP/RAYON threads per run (0 = default)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
