@@ -222,6 +222,11 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         Source::Checkpoint(info) => (Some(info.data.clone()), Some(info.split), Some(info.seed)),
         Source::HuggingFace => (None, None, None),
     };
+    // a checkpoint's calibration.json (written by the trainer) travels into the manifest
+    let calibration = match &source {
+        Source::Checkpoint(_) => zsc_core::Calibration::load_from_checkpoint(src)?,
+        Source::HuggingFace => None,
+    };
     let manifest = BundleManifest {
         format_version: FORMAT_VERSION,
         spec,
@@ -237,6 +242,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         seed,
         source: source_str,
         versions,
+        calibration,
     };
 
     write_bundle(out, |tmp| {

@@ -5,6 +5,7 @@
 //! the training target matrix, tokenisation settings and the evaluation metrics.
 
 pub mod bert_config;
+pub mod calibration;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod targets;
 pub mod tokenize;
 
 pub use bert_config::BertConfig;
+pub use calibration::Calibration;
 pub use config::{LossKind, ModelType, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
