@@ -10,6 +10,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fixtures;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod manifest;
 pub mod metrics;
 pub mod rng;
