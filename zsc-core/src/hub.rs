@@ -334,7 +334,7 @@ impl Fetcher {
         };
         match online {
             Some((commit, files)) => self.fetch_online(&commit, &files, wanted).await,
-            None => self.from_cache(wanted),
+            None => self.cached(wanted),
         }
     }
 
@@ -342,7 +342,7 @@ impl Fetcher {
         self.repo_dir.join("snapshots").join(commit)
     }
 
-    fn from_cache(&self, wanted: Wanted) -> Result<PathBuf> {
+    fn cached(&self, wanted: Wanted) -> Result<PathBuf> {
         let commit = self.cached_commit().ok_or_else(|| self.not_cached(format!("no refs/{}", self.revision)))?;
         let dir = self.snapshot(&commit);
         if !dir.is_dir() {
