@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick-start job on the bundled defaults: train a small bi-encoder on data/ on the CPU,
-# export it to an ONNX bundle, and classify a few texts against labels it never trained on.
+# export it to an ONNX bundle, calibrate its probabilities on the val split, and classify a few
+# texts against labels it never trained on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${DEMO_STEPS:-100}
@@ -19,6 +20,9 @@ CKPT="runs/$RUN/best_probe"
 [[ -d $CKPT ]] || CKPT="runs/$RUN/best"
 echo "== export $CKPT -> bundles/$RUN"
 cargo run -q -p export -- --checkpoint "$CKPT" --out "bundles/$RUN"
+
+echo "== calibrate (temperature on the val split of data/train.json: probabilities that mean something)"
+cargo run -q -p runtime --bin zsc -- calibrate --model "bundles/$RUN"
 
 echo "== classify (labels from the held-out CLINC150 domains: never seen in training)"
 cargo run -q -p runtime --bin zsc -- classify --model "bundles/$RUN" --top-k 3 \
