@@ -221,6 +221,9 @@ fn build_session(
     if let Some(n) = options.intra_threads {
         builder = builder.with_intra_threads(n).map_err(|e| serr(e.into()))?;
     }
+    if let Some(spinning) = options.intra_op_spinning {
+        builder = builder.with_intra_op_spinning(spinning).map_err(|e| serr(e.into()))?;
+    }
     match options.execution_provider {
         // `ort` asks ONNX Runtime to pick devices for efficiency by default; on a machine with a
         // GPU or NPU execution provider that could move a session the caller asked to keep on CPU.

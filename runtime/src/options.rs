@@ -76,11 +76,18 @@ pub enum LabelTemplate {
 }
 
 /// Settings of [`crate::Classifier::from_dir`]. `Default` gives CPU, ONNX Runtime's own thread
-/// count, batches of 32, the manifest's label template, full graph optimisation, one session.
+/// count and spinning, batches of 32, the manifest's label template, full graph optimisation, one
+/// session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierOptions {
-    /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides).
+    /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides:
+    /// one per physical core).
     pub intra_threads: Option<usize>,
+    /// Whether ONNX Runtime's intra-op worker threads busy-wait for the next piece of work instead
+    /// of sleeping (`session.intra_op.allow_spinning`; `None` = ONNX Runtime's default, on).
+    /// Spinning saves the wake-up between operators but burns the cores while it lasts, also after
+    /// a call, which other work on the machine (tokenisation, other sessions, other processes) pays.
+    pub intra_op_spinning: Option<bool>,
     pub execution_provider: ExecutionProvider,
     /// Texts (or labels) per encoder call, after sorting by length.
     pub batch_size: usize,
@@ -96,6 +103,7 @@ impl Default for ClassifierOptions {
     fn default() -> Self {
         ClassifierOptions {
             intra_threads: None,
+            intra_op_spinning: None,
             execution_provider: ExecutionProvider::Cpu,
             batch_size: 32,
             label_template: LabelTemplate::FromManifest,
@@ -109,6 +117,11 @@ impl Default for ClassifierOptions {
 impl ClassifierOptions {
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = Some(threads);
+        self
+    }
+
+    pub fn with_intra_op_spinning(mut self, spinning: bool) -> Self {
+        self.intra_op_spinning = Some(spinning);
         self
     }
 
@@ -158,13 +171,16 @@ mod tests {
 
     #[test]
     fn setters_set() {
+        assert_eq!(ClassifierOptions::default().intra_op_spinning, None, "ONNX Runtime's own default unless asked");
         let o = ClassifierOptions::default()
+            .with_intra_op_spinning(false)
             .with_intra_threads(2)
             .with_batch_size(8)
             .with_sessions(3)
             .with_label_template(LabelTemplate::Custom("About {}.".into()))
             .with_optimization_level(OptimizationLevel::Basic);
         assert_eq!(o.intra_threads, Some(2));
+        assert_eq!(o.intra_op_spinning, Some(false));
         assert_eq!(o.batch_size, 8);
         assert_eq!(o.sessions, 3);
         assert_eq!(o.label_template, LabelTemplate::Custom("About {}.".into()));
