@@ -187,6 +187,10 @@ struct ServeArgs {
     header_timeout_ms: u64,
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Let ONNX Runtime's threads busy-wait between operators and after a batch (off by default
+    /// here: between batches the HTTP threads need those cores).
+    #[arg(long)]
+    spinning: bool,
 }
 
 fn main() {
@@ -592,7 +596,7 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
         ..Default::default()
     };
     o.validate().context("zsc serve")?;
-    let clf = load(&args.model, options(common)?.with_sessions(args.workers))?;
+    let clf = load(&args.model, options(common)?.with_sessions(args.workers).with_intra_op_spinning(args.spinning))?;
     let calibrated = clf.calibration().is_some();
     let model_type = clf.model_type();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::batcher::Work;
+use super::batcher::{Arriving, Work};
 use super::AppState;
 use crate::classifier::{LabelCache, LabelScore};
 use crate::probability::{Probabilities, ProbabilityMode};
@@ -252,6 +252,7 @@ struct ClassifyResponse {
 }
 
 async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<ClassifyResponse>, ApiError> {
+    let arriving = st.queue.arriving();
     let req: ClassifyRequest = read_json(&st, &headers, body).await?;
     let o = &st.options;
     check_inputs(&req.texts, "texts", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
@@ -265,9 +266,11 @@ async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bod
         None | Some(0) => req.labels.len(),
         Some(k) => k.min(req.labels.len()),
     };
-    let labels = label_set(&st, &req.labels).await?;
+    let (labels, arriving) = label_set(&st, &req.labels, arriving).await?;
     let (tx, rx) = oneshot::channel();
-    submit(&st, Work::Classify { texts: req.texts, labels: labels.clone(), reply: tx })?;
+    let queued = submit(&st, Work::Classify { texts: req.texts, labels: labels.clone(), reply: tx });
+    drop(arriving);
+    queued?;
     let scores = wait(rx).await?;
     let mode = if req.multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
     let p = Probabilities::new(st.classifier.calibration(), mode);
@@ -297,19 +300,32 @@ struct EmbedResponse {
 }
 
 async fn embed(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<EmbedResponse>, ApiError> {
+    let arriving = st.queue.arriving();
     let req: EmbedRequest = read_json(&st, &headers, body).await?;
     let o = &st.options;
     check_inputs(&req.texts, "texts", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
     let (tx, rx) = oneshot::channel();
-    submit(&st, Work::Embed { texts: req.texts, reply: tx })?;
+    let queued = submit(&st, Work::Embed { texts: req.texts, reply: tx });
+    drop(arriving);
+    queued?;
     let embeddings = wait(rx).await?;
     Ok(Json(EmbedResponse { embeddings, dim: st.classifier.manifest().output_dim }))
 }
 
 /// The encoded label set from the LRU cache; on a miss it is encoded once (by a worker, queued
-/// like any job) while concurrent requests for the same set wait for that one encoding.
-async fn label_set(st: &Arc<AppState>, labels: &[String]) -> Result<Arc<LabelCache>, ApiError> {
+/// like any job) while concurrent requests for the same set wait for that one encoding. A request
+/// that has to wait for an encoding stops counting as arriving (its text job comes later); on a
+/// hit the guard is handed back, to be dropped once the text job is queued.
+async fn label_set(
+    st: &Arc<AppState>,
+    labels: &[String],
+    arriving: Arriving,
+) -> Result<(Arc<LabelCache>, Option<Arriving>), ApiError> {
     let (cell, _hit) = st.labels.cell(labels);
+    if let Some(cache) = cell.get() {
+        return Ok((cache.clone(), Some(arriving)));
+    }
+    drop(arriving);
     let cache = cell
         .get_or_try_init(|| async {
             let (tx, rx) = oneshot::channel();
@@ -317,7 +333,7 @@ async fn label_set(st: &Arc<AppState>, labels: &[String]) -> Result<Arc<LabelCac
             wait(rx).await.map(Arc::new)
         })
         .await?;
-    Ok(cache.clone())
+    Ok((cache.clone(), None))
 }
 
 fn submit(st: &AppState, work: Work) -> Result<(), ApiError> {

@@ -1,15 +1,21 @@
 //! Dynamic batching: request handlers put jobs on a bounded [`Queue`]; worker threads take all
-//! that is waiting (up to `max_batch` texts, waiting at most `max_wait` after the oldest job for
-//! more to arrive), run the encoder once per label set over the texts of every job that shares it,
-//! and send each job its rows back. Jobs whose requester went away (timeout, closed connection)
-//! are dropped unrun.
+//! that is waiting (up to `max_batch` texts), run the encoder once per label set over the texts of
+//! every job that shares it, and send each job its rows back. Jobs whose requester went away
+//! (timeout, closed connection) are dropped unrun.
+//!
+//! When to start a batch: a worker that finds jobs waiting starts at once unless requests are
+//! *arriving* — accepted, their bodies being read and parsed, about to be queued ([`Arriving`]).
+//! Then it waits for them, up to `max_wait` after the oldest queued job, or until `max_batch`
+//! texts are queued. A lone request never waits; under concurrent load the batch takes everyone
+//! who is already at the door, which matters on few cores, where the encoder's threads and the
+//! HTTP threads take turns and a worker that starts at the first job keeps running tiny batches.
 //!
 //! The encoder runs on plain threads, never on the async runtime's: one inference takes
 //! milliseconds to seconds of CPU, which would stall every connection sharing that thread.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,11 +83,39 @@ pub(crate) struct Queue {
     ready: Condvar,
     max_size: usize,
     metrics: Arc<Metrics>,
+    /// Requests between being accepted and putting their job on the queue.
+    arriving: Arc<AtomicUsize>,
 }
+
+/// A request on its way to the queue (counted while it lives): workers wait for it to join the
+/// next batch. Drop it when the job is queued or the request gives up.
+pub(crate) struct Arriving(Arc<AtomicUsize>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How often a waiting worker looks at the arriving count (arrivals that end without a job do
+/// not notify).
+const ARRIVING_POLL: Duration = Duration::from_micros(500);
 
 impl Queue {
     pub(crate) fn new(max_size: usize, metrics: Arc<Metrics>) -> Self {
-        Queue { state: Mutex::new(State::default()), ready: Condvar::new(), max_size, metrics }
+        Queue {
+            state: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            max_size,
+            metrics,
+            arriving: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Count a request as on its way to the queue until the guard is dropped.
+    pub(crate) fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::Relaxed);
+        Arriving(self.arriving.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -115,8 +149,8 @@ impl Queue {
     }
 
     /// The next batch: blocks until a job is waiting, then gives the oldest jobs up to
-    /// `max_batch` texts (a bigger job goes alone), after waiting up to `max_wait` since the
-    /// oldest job arrived for the batch to fill. `None` once closed and empty.
+    /// `max_batch` texts (a bigger job goes alone). While requests are arriving it first waits for
+    /// them, up to `max_wait` after the oldest queued job. `None` once closed and empty.
     fn next_batch(&self, max_batch: usize, max_wait: Duration) -> Option<Vec<Job>> {
         let mut s = self.lock();
         loop {
@@ -127,12 +161,13 @@ impl Queue {
                 s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
             }
             let deadline = s.jobs[0].enqueued + max_wait;
-            while s.size < max_batch && !s.closed {
+            while s.size < max_batch && !s.closed && self.arriving.load(Ordering::Relaxed) > 0 {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                s = self.ready.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                let nap = (deadline - now).min(ARRIVING_POLL);
+                s = self.ready.wait_timeout(s, nap).unwrap_or_else(|p| p.into_inner()).0;
             }
             let mut batch = Vec::new();
             let mut texts = 0;
@@ -275,21 +310,40 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_more_up_to_max_wait() {
+    fn waits_for_arriving_requests_only() {
         let q = Arc::new(Queue::new(100, Arc::new(Metrics::default())));
+        // nobody arriving: a lone job goes at once, however long max_wait is
         let (a, _ra) = embed_job(1);
         q.push(a).unwrap();
+        let started = Instant::now();
+        assert_eq!(q.next_batch(8, Duration::from_secs(5)).unwrap().len(), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        // one request arriving: the worker waits for it to join
+        let (a, _ra) = embed_job(1);
+        q.push(a).unwrap();
+        let coming = q.arriving();
         let q2 = q.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             let (b, rb) = embed_job(1);
             q2.push(b).unwrap();
+            drop(coming);
             rb
         });
         let started = Instant::now();
-        let batch = q.next_batch(2, Duration::from_secs(5)).unwrap();
-        assert_eq!(batch.len(), 2, "the second job joined the batch");
-        assert!(started.elapsed() < Duration::from_secs(4), "a full batch does not wait out max_wait");
+        let batch = q.next_batch(8, Duration::from_secs(5)).unwrap();
+        assert_eq!(batch.len(), 2, "the arriving job joined the batch");
+        assert!(started.elapsed() < Duration::from_secs(4), "no waiting once nobody is arriving");
         let _ = t.join();
+
+        // an arrival that never comes costs at most max_wait
+        let (a, _ra) = embed_job(1);
+        q.push(a).unwrap();
+        let _stuck = q.arriving();
+        let started = Instant::now();
+        assert_eq!(q.next_batch(8, Duration::from_millis(30)).unwrap().len(), 1);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(25) && waited < Duration::from_secs(2), "{waited:?}");
     }
 }
