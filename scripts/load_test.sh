@@ -3,7 +3,7 @@
 # in CI as runtime/tests/serve.rs).
 #
 #   bash scripts/load_test.sh [BUNDLE]          # default: all-MiniLM-L6-v2 exported as a bi-encoder
-#   DURATION=60 CONCURRENCY="1 16 64" THREADS=2 bash scripts/load_test.sh
+#   DURATION=60 CONCURRENCY="1 16 64" THREADS=2 bash scripts/load_test.sh   # THREADS: the in-process run's
 #
 # 1. installs the load generator `wrk` (Debian package, apt-get; needs root or an existing wrk),
 # 2. measures the in-process batch throughput of the same bundle on the same texts and labels
@@ -78,11 +78,14 @@ INPROC=$(python3 -c "import json; print(round(json.load(open('$OUT/inprocess.jso
 echo "in-process: $INPROC texts/s (load $LOAD_BEFORE -> $(load1))"
 
 echo "== zsc serve on $URL"
-$ZSC --threads "$THREADS" serve --model "$BUNDLE" --port "$PORT" > "$OUT/serve.stdout" 2> "$OUT/serve.stderr" &
+# the server with its defaults: one worker (session) per core, one intra-op thread each
+$ZSC serve --model "$BUNDLE" --port "$PORT" > "$OUT/serve.stdout" 2> "$OUT/serve.stderr" &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "$URL/ready" >/dev/null && break; sleep 0.2; done
 curl -sf "$URL/ready" >/dev/null || { cat "$OUT/serve.stderr"; exit 1; }
+SERVER_SETUP=$(grep -o '[0-9]* worker(s) x [0-9]* thread(s)' "$OUT/serve.stderr" || true)
+echo "server: $SERVER_SETUP"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 # warm-up: label encoding, ONNX Runtime arenas
 wrk -t1 -c4 -d5s -s "$OUT/post.lua" "$URL/v1/classify" >/dev/null
@@ -173,7 +176,7 @@ RSS_END=$(rss)
 kill -TERM $SERVER; wait $SERVER || true; trap - EXIT
 {
   echo "Machine: $CPU ($NCPU cores), $(date -u +%Y-%m-%d), bundle $BUNDLE ($(python3 -c "import json; print(json.load(open('$BUNDLE/manifest.json'))['spec']['model_type'])")),"
-  echo "$THREADS ONNX Runtime threads; in-process batch throughput $INPROC texts/s (load $LOAD_BEFORE before);"
+  echo "in-process batch throughput $INPROC texts/s with $THREADS ONNX Runtime threads (load $LOAD_BEFORE before); server defaults: $SERVER_SETUP;"
   echo "wrk ${DURATION} s per row, one text per request against 150 labels (top_k 5); server RSS at the end $((RSS_END / 1024)) MiB."
   echo
   echo "| concurrency | req/s | texts/s | vs in-process | p50 ms | p99 ms | requests | errors (non-2xx + socket) | RSS MiB before → after | 1-min load before → after |"

@@ -159,9 +159,12 @@ struct ServeArgs {
     /// Milliseconds the oldest queued request waits for a batch to fill.
     #[arg(long, default_value_t = 2)]
     max_wait_ms: u64,
-    /// Inference threads (each its own ONNX Runtime session; split --threads between them).
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
+    /// Inference threads, each with its own ONNX Runtime session [default: the number of CPU
+    /// cores], each session with --threads intra-op threads [default here: cores / workers].
+    /// Single-threaded sessions side by side beat one session on all cores when the HTTP threads
+    /// (and a load generator) share the machine: no thread waits for a preempted partner.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Most texts waiting in the queue; beyond it requests get 503 with Retry-After.
     #[arg(long, default_value_t = 2048)]
     max_queue: usize,
@@ -577,12 +580,14 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
 fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     use std::sync::Arc;
     use std::time::Duration;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let workers = args.workers.unwrap_or(cores);
     let o = runtime::serve::ServeOptions {
         host: args.host,
         port: args.port,
         max_batch: args.max_batch,
         max_wait: Duration::from_millis(args.max_wait_ms),
-        workers: args.workers,
+        workers,
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
         max_texts: args.max_texts,
@@ -596,7 +601,12 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
         ..Default::default()
     };
     o.validate().context("zsc serve")?;
-    let clf = load(&args.model, options(common)?.with_sessions(args.workers).with_intra_op_spinning(args.spinning))?;
+    let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
+    if common.threads.is_none() {
+        clf_options = clf_options.with_intra_threads((cores / workers.max(1)).max(1));
+    }
+    let threads = clf_options.intra_threads.unwrap_or(1);
+    let clf = load(&args.model, clf_options)?;
     let calibrated = clf.calibration().is_some();
     let model_type = clf.model_type();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -607,7 +617,8 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         eprintln!(
-            "zsc serve: {} ({model_type}, {}) on http://{addr}; Ctrl-C or SIGTERM drains in-flight requests and stops",
+            "zsc serve: {} ({model_type}, {}) on http://{addr}, {workers} worker(s) x {threads} thread(s); \
+             Ctrl-C or SIGTERM drains in-flight requests and stops",
             args.model,
             if calibrated { "calibrated" } else { "uncalibrated probabilities" }
         );

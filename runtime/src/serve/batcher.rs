@@ -217,29 +217,32 @@ fn run_batch(clf: &Classifier, metrics: &Metrics, batch: Vec<Job>) {
             },
         }
     }
+    let max_chunk = clf.batch_size();
     for (labels, jobs) in groups {
-        let n = run_group(metrics, jobs, |texts| guarded(|| clf.classify_with(texts, &labels)));
+        let n = run_group(metrics, jobs, max_chunk, |texts| guarded(|| clf.classify_with(texts, &labels)));
         metrics.texts_classified.fetch_add(n as u64, Ordering::Relaxed);
     }
     if !embeds.is_empty() {
-        let n = run_group(metrics, embeds, |texts| {
+        let n = run_group(metrics, embeds, max_chunk, |texts| {
             guarded(|| clf.embed(texts)).map(|a| a.outer_iter().map(|r| r.to_vec()).collect())
         });
         metrics.texts_embedded.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
-/// One encoder pass over the texts of several jobs; each job gets its own rows back.
+/// One encoder pass over the texts of several jobs (in length-matched chunks, see
+/// [`length_chunks`]); each job gets its own rows back.
 fn run_group(
     metrics: &Metrics,
     jobs: Vec<RowJob>,
-    f: impl FnOnce(&[String]) -> Result<Rows, String>,
+    max_chunk: usize,
+    f: impl Fn(&[String]) -> Result<Rows, String>,
 ) -> usize {
     let texts: Vec<String> = jobs.iter().flat_map(|(t, _)| t.iter().cloned()).collect();
     let n = texts.len();
     metrics.batch_texts.observe(n as f64);
     let started = Instant::now();
-    let result = f(&texts);
+    let result = run_chunked(&texts, max_chunk, f);
     metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
     match result {
         Ok(mut rows) if rows.len() == n => {
@@ -263,6 +266,55 @@ fn run_group(
     }
     n
 }
+
+/// Run `f` over `texts` in chunks of similar length and put the rows back in input order.
+fn run_chunked(texts: &[String], max_chunk: usize, f: impl Fn(&[String]) -> Result<Rows, String>) -> Result<Rows, String> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].chars().count());
+    let lengths: Vec<usize> = order.iter().map(|&i| texts[i].chars().count()).collect();
+    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+    for span in length_chunks(&lengths, max_chunk) {
+        let idx = &order[span];
+        let chunk: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
+        let out = f(&chunk)?;
+        if out.len() != chunk.len() {
+            return Err(format!("internal error: {} result rows for {} texts", out.len(), chunk.len()));
+        }
+        for (&i, row) in idx.iter().zip(out) {
+            rows[i] = row;
+        }
+    }
+    Ok(rows)
+}
+
+/// Chunks of a batch sorted by length (`lengths` ascending, characters as a stand-in for tokens):
+/// a chunk closes at `max_chunk` texts, or — once it holds [`MIN_CHUNK`] — when the next text
+/// would pad it by more than [`PADDING_SLACK`] (padded tokens over real ones). A dynamic batch of
+/// 40 CLINC150 texts cut into fixed chunks of 32 is about 27 % padding; cut like this about 11 %.
+/// (A batch sorted over all of a file, as the in-process throughput example does, is 2 %.)
+pub(crate) fn length_chunks(lengths: &[usize], max_chunk: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (0usize, 0usize);
+    for (i, &len) in lengths.iter().enumerate() {
+        let n = i - start;
+        let len = len.max(1);
+        let too_padded = n >= MIN_CHUNK && (len * (n + 1)) as f64 > (sum + len) as f64 * (1.0 + PADDING_SLACK);
+        if n > 0 && (n >= max_chunk.max(1) || too_padded) {
+            out.push(start..i);
+            start = i;
+            sum = 0;
+        }
+        sum += len;
+    }
+    if start < lengths.len() {
+        out.push(start..lengths.len());
+    }
+    out
+}
+
+/// See [`length_chunks`].
+const MIN_CHUNK: usize = 8;
+const PADDING_SLACK: f64 = 0.15;
 
 /// Run inference, turning an error or a panic into a message (a panic must not take the worker
 /// thread, and with it every later request, down).
@@ -307,6 +359,26 @@ mod tests {
         q.close();
         assert!(q.next_batch(4, Duration::ZERO).is_none());
         assert!(q.push(embed_job(1).0).is_err(), "closed queues take nothing");
+    }
+
+    #[test]
+    fn chunks_close_on_size_or_padding_and_rows_come_back_in_order() {
+        // 8 short texts, then a jump: the ninth would pad the chunk far over 15 %
+        let lengths = [10, 10, 10, 10, 10, 10, 10, 10, 40, 41, 42];
+        assert_eq!(length_chunks(&lengths, 32), vec![0..8, 8..11]);
+        // fewer than MIN_CHUNK texts never close on padding
+        assert_eq!(length_chunks(&[1, 50, 100], 32), vec![0..3]);
+        // max_chunk
+        assert_eq!(length_chunks(&[5; 10], 4), vec![0..4, 4..8, 8..10]);
+        assert!(length_chunks(&[], 4).is_empty());
+        // every index exactly once, rows back in input order
+        let texts: Vec<String> = (0..50).map(|i| "x".repeat(1 + (i * 37) % 23)).collect();
+        let rows = run_chunked(&texts, 8, |chunk| {
+            assert!(chunk.len() <= 8);
+            Ok(chunk.iter().map(|t| vec![t.len() as f32]).collect())
+        })
+        .unwrap();
+        assert_eq!(rows, texts.iter().map(|t| vec![t.len() as f32]).collect::<Vec<_>>());
     }
 
     #[test]
