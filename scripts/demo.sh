@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick-start job on the bundled defaults: train a small bi-encoder on data/ on the CPU,
-# export it to an ONNX bundle, and classify a few texts against labels it never trained on.
+# export it to an ONNX bundle, calibrate its probabilities on the val split, and classify a few
+# texts against labels it never trained on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${DEMO_STEPS:-100}
@@ -8,9 +9,13 @@ RUN=quickstart
 
 echo "== build"
 cargo build -q -p trainer -p export -p runtime
+# the binaries of that one build: `cargo run -p X` would resolve X's features alone and rebuild
+# the crates the three share (tokio, hyper, reqwest, zsc-core) each time it switches package;
+# (the paths `.cargo/config.toml` gives are baked in at build time: libtorch rpath, ONNX Runtime)
+BIN=target/debug
 
 echo "== train (bi_encoder, $STEPS steps on data/train.json, CPU)"
-cargo run -q -p trainer -- train --config config.yml --model-type bi_encoder \
+"$BIN/trainer" train --config config.yml --model-type bi_encoder \
   --max-steps "$STEPS" --run-name "$RUN" --device cpu
 
 # best_probe/: the step that did best on the zero-shot dev probe (config.yml's probe_data);
@@ -18,10 +23,13 @@ cargo run -q -p trainer -- train --config config.yml --model-type bi_encoder \
 CKPT="runs/$RUN/best_probe"
 [[ -d $CKPT ]] || CKPT="runs/$RUN/best"
 echo "== export $CKPT -> bundles/$RUN"
-cargo run -q -p export -- --checkpoint "$CKPT" --out "bundles/$RUN"
+"$BIN/export" --checkpoint "$CKPT" --out "bundles/$RUN"
+
+echo "== calibrate (temperature on the val split of data/train.json: probabilities that mean something)"
+"$BIN/zsc" calibrate --model "bundles/$RUN"
 
 echo "== classify (labels from the held-out CLINC150 domains: never seen in training)"
-cargo run -q -p runtime --bin zsc -- classify --model "bundles/$RUN" --top-k 3 \
+"$BIN/zsc" classify --model "bundles/$RUN" --top-k 3 \
   --label "tire pressure" --label "shopping list update" --label "alarm" \
   --label "play music" --label "traffic" --label "weather" \
   "my front left tire looks flat, how much air should it have" \
@@ -30,4 +38,4 @@ cargo run -q -p runtime --bin zsc -- classify --model "bundles/$RUN" --top-k 3 \
   "is there a jam on the highway to work"
 
 echo "== evaluate on unseen labels (CLINC150 held-out domains, 45 intents)"
-cargo run -q -p runtime --bin zsc -- eval --model "bundles/$RUN" --data data/clinc150_unseen.json --split all
+"$BIN/zsc" eval --model "bundles/$RUN" --data data/clinc150_unseen.json --split all

@@ -43,6 +43,8 @@ pub enum DatagenError {
     WorkFile { path: PathBuf, message: String },
     #[error(transparent)]
     Core(#[from] zsc_core::CoreError),
+    #[error(transparent)]
+    Hub(#[from] zsc_core::hub::HubError),
     #[error("{failed} of {total} item(s) failed ({done} done); run the same command again to resume")]
     Incomplete { failed: usize, done: usize, total: usize },
 }

@@ -1,12 +1,12 @@
 //! Hugging Face Hub: push a checkpoint or bundle folder (the Hub's HTTP commit protocol, as in
-//! `huggingface_hub`'s `hf_api.py`, `_commit_api.py` and `lfs.py`) and pull a repo back.
+//! `huggingface_hub`'s `hf_api.py`, `_commit_api.py` and `lfs.py`); pull a repo back through
+//! `zsc_core::hub` (the `hf-hub` crate and the standard Hugging Face cache).
 //!
 //! Push: `POST /api/repos/create` (409 = exists) → `POST /api/models/{repo}/preupload/{rev}` (which
 //! files go through LFS) → `POST /{repo}.git/info/lfs/objects/batch` → `PUT` each object to the
 //! returned href (or its parts, multipart) → `POST` verify when asked → `POST
 //! /api/models/{repo}/commit/{rev}` with NDJSON (header, `file` base64 entries, `lfsFile` sha256
-//! entries). Pull: `GET /api/models/{repo}/revision/{rev}` (siblings) → `GET
-//! /{repo}/resolve/{rev}/{path}` for each file.
+//! entries). `hf-hub` 0.4 has no uploads, so this part stays hand-written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,14 +19,13 @@ use sha2::{Digest, Sha256};
 use crate::error::{truncate_body, DatagenError, Result};
 use crate::retry::{server_retry_after, RetryPolicy};
 use crate::secrets::{secret_from_env, var_from_env, Secret};
+use zsc_core::hub::Wanted;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 pub const TOKEN_VARS: [&str; 2] = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"];
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
 /// Files per preupload / LFS batch request (the Hub's own client uses 256).
 const CHUNK: usize = 256;
-/// Marker written into a pulled folder once every file is there.
-const PULL_COMPLETE_MARKER: &str = ".zsc_pull_complete";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PushArgs {
@@ -52,14 +51,14 @@ pub struct PushArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PullArgs {
-    /// Repository `USER/NAME` (or an existing local folder, returned as is).
+    /// Repository `USER/NAME` (or an existing local folder, printed as is).
     #[arg(long)]
     pub repo_id: String,
     #[arg(long, default_value = "main")]
     pub revision: String,
-    /// Cache root; files land in `<dest>/<user>--<name>/<revision>/` [default: ./hub-cache].
-    #[arg(long, default_value = "hub-cache")]
-    pub dest: PathBuf,
+    /// Hugging Face hub cache [default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// Hub URL [default: $HF_ENDPOINT or https://huggingface.co].
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -80,26 +79,45 @@ pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `trainer pull`: prints the local folder.
+/// `trainer pull`: every file of the repo into the Hugging Face cache; prints the snapshot folder.
 pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
-    let dir = pull(&args.repo_id, &args.revision, &args.dest, args.endpoint.as_deref())?;
+    use anyhow::Context;
+    let mut options = hub_options(args.endpoint.as_deref());
+    if let Some(dir) = &args.cache_dir {
+        options = options.with_cache_dir(dir);
+    }
+    let dir = pull(&args.repo_id, &args.revision, &options).with_context(|| format!("pull {}@{}", args.repo_id, args.revision))?;
     println!("{}", dir.display());
     Ok(())
 }
 
-/// A local folder for `repo_id`: the argument itself if it is an existing folder, else the repo's
-/// files at `revision` downloaded into `<dest_dir>/<user>--<name>/<revision>/` (token from
-/// `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN` if set; endpoint from the argument, `HF_ENDPOINT` or the
-/// default). If the Hub cannot be reached but an earlier pull completed, that copy is returned.
-/// Synchronous (builds its own runtime): do not call from inside a tokio runtime.
-pub fn pull(repo_id: &str, revision: &str, dest_dir: &Path, endpoint: Option<&str>) -> Result<PathBuf> {
+/// A local folder for `repo_id`: the argument itself if it is an existing folder, else every file
+/// of the Hub repo at `revision` in the Hugging Face cache of `options` (`zsc_core::hub`, i.e.
+/// `hf-hub`; [`hub_options`] reads `HF_HOME` / `HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_TOKEN`,
+/// `HF_HUB_OFFLINE`). Blocking; may be called from inside a tokio runtime.
+pub fn pull(repo_id: &str, revision: &str, options: &zsc_core::hub::HubOptions) -> Result<PathBuf> {
     let local = Path::new(repo_id);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    let endpoint = resolve_endpoint(endpoint);
-    let client = HubClient::new(&endpoint, secret_from_env(&TOKEN_VARS))?;
-    crate::runtime()?.block_on(client.pull_repo(repo_id, revision, dest_dir))
+    Ok(zsc_core::hub::fetch(repo_id, revision, Wanted::All, options)?)
+}
+
+/// The trainer's `base_model`: a local folder as is, or a Hub id (`org/name[@revision]`) whose
+/// `config.json`, `model.safetensors` and `tokenizer.json` are fetched into the Hugging Face cache.
+pub fn resolve_base_model(base_model: &str) -> Result<PathBuf> {
+    Ok(zsc_core::hub::resolve(base_model, Wanted::Bert, &hub_options(None))?)
+}
+
+/// Hub settings from the environment, `endpoint` winning over `HF_ENDPOINT`; progress bars when
+/// stderr is a terminal.
+pub fn hub_options(endpoint: Option<&str>) -> zsc_core::hub::HubOptions {
+    use std::io::IsTerminal;
+    let o = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
+    match endpoint {
+        Some(e) => o.with_endpoint(e),
+        None => o,
+    }
 }
 
 /// `--endpoint`, else `HF_ENDPOINT`, else https://huggingface.co (no trailing slash).
@@ -283,20 +301,6 @@ struct LfsObject {
 #[derive(Deserialize)]
 struct LfsBatchResponse {
     objects: Vec<LfsObject>,
-}
-
-#[derive(Deserialize)]
-struct Sibling {
-    rfilename: String,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RevisionInfo {
-    #[serde(default)]
-    sha: Option<String>,
-    siblings: Vec<Sibling>,
 }
 
 impl HubClient {
@@ -628,57 +632,6 @@ impl HubClient {
             commit_oid: v.get("commitOid").and_then(Value::as_str).map(str::to_string),
         })
     }
-
-    /// The files of `repo_id` at `revision` (sizes when the Hub gives them).
-    pub async fn list_files(&self, repo_id: &str, revision: &str) -> Result<(Option<String>, Vec<(String, Option<u64>)>)> {
-        validate_repo_id(repo_id)?;
-        let url = format!("{}/api/models/{repo_id}/revision/{}", self.endpoint, quote(revision, ""));
-        let resp = self.send("revision info", || self.authed(self.http.get(&url)), &[]).await?;
-        let info: RevisionInfo = Self::json("revision info", resp).await?;
-        Ok((info.sha, info.siblings.into_iter().map(|s| (s.rfilename, s.size)).collect()))
-    }
-
-    /// Download `repo_id@revision` into `<cache_root>/<owner>--<name>/<revision>/`.
-    pub async fn pull_repo(&self, repo_id: &str, revision: &str, cache_root: &Path) -> Result<PathBuf> {
-        let (owner, name) = validate_repo_id(repo_id)?;
-        let dir = cache_root.join(format!("{owner}--{name}")).join(quote(revision, ""));
-        let marker = dir.join(PULL_COMPLETE_MARKER);
-        let (_, files) = match self.list_files(repo_id, revision).await {
-            Ok(x) => x,
-            Err(e @ (DatagenError::RetriesExhausted { .. } | DatagenError::Http { .. })) if marker.exists() => {
-                tracing::warn!("{e}; using the copy pulled earlier in {}", dir.display());
-                return Ok(dir);
-            }
-            Err(e) => return Err(e),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| DatagenError::io(&dir, e))?;
-        let _ = std::fs::remove_file(&marker);
-        for (path, size) in files {
-            let rel = safe_relative(&path)?;
-            let target = dir.join(&rel);
-            if let (Some(size), Ok(meta)) = (size, std::fs::metadata(&target)) {
-                if meta.len() == size {
-                    continue;
-                }
-            }
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| DatagenError::io(parent, e))?;
-            }
-            let url = format!("{}/{repo_id}/resolve/{}/{}", self.endpoint, quote(revision, ""), quote(&path, "/"));
-            let what = format!("download {path}");
-            let mut resp = self.send(&what, || self.authed(self.http.get(&url)), &[]).await?;
-            let tmp = with_name_suffix(&target, ".part");
-            let mut out = std::fs::File::create(&tmp).map_err(|e| DatagenError::io(&tmp, e))?;
-            use std::io::Write;
-            while let Some(chunk) = resp.chunk().await.map_err(|source| DatagenError::Http { url: url.clone(), source })? {
-                out.write_all(&chunk).map_err(|e| DatagenError::io(&tmp, e))?;
-            }
-            out.sync_all().map_err(|e| DatagenError::io(&tmp, e))?;
-            std::fs::rename(&tmp, &target).map_err(|e| DatagenError::io(&target, e))?;
-        }
-        std::fs::write(&marker, b"").map_err(|e| DatagenError::io(&marker, e))?;
-        Ok(dir)
-    }
 }
 
 fn with_action_headers(mut req: reqwest::RequestBuilder, action: &LfsAction) -> reqwest::RequestBuilder {
@@ -693,24 +646,6 @@ fn with_action_headers(mut req: reqwest::RequestBuilder, action: &LfsAction) -> 
         }
     }
     req
-}
-
-fn with_name_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// A repo file name as a relative path that cannot leave the destination folder.
-fn safe_relative(path: &str) -> Result<PathBuf> {
-    let mut out = PathBuf::new();
-    for part in path.split('/') {
-        if part.is_empty() || part == "." || part == ".." || part.contains('\\') {
-            return Err(DatagenError::Protocol(format!("refusing repo file name `{path}`")));
-        }
-        out.push(part);
-    }
-    Ok(out)
 }
 
 /// Extra words for the errors users hit most.
@@ -752,8 +687,5 @@ mod tests {
         }
         assert_eq!(quote("refs/pr/1", ""), "refs%2Fpr%2F1");
         assert_eq!(quote("sub dir/a+b.json", "/"), "sub%20dir/a%2Bb.json");
-        assert!(safe_relative("../etc/passwd").is_err());
-        assert!(safe_relative("/abs").is_err());
-        assert_eq!(safe_relative("a/b.json").unwrap(), PathBuf::from("a").join("b.json"));
     }
 }

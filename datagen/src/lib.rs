@@ -4,7 +4,8 @@
 //!   chat-completions endpoint (topic pool, seeded 3-topic label sets, one sentence per set),
 //!   concurrent, retried, resumable.
 //! - [`hub`]: pushes a checkpoint or bundle folder to the Hugging Face Hub (create repo,
-//!   preupload, LFS batch + upload, NDJSON commit) and pulls a repo back into a local cache.
+//!   preupload, LFS batch + upload, NDJSON commit) and pulls a repo back into the standard
+//!   Hugging Face cache (through `zsc_core::hub`, i.e. the `hf-hub` crate).
 //!
 //! The `run_*` functions are the command-line entry points the `trainer` binary wires in as
 //! subcommands; they are synchronous (each builds its own tokio runtime).
@@ -18,7 +19,7 @@ pub mod secrets;
 
 pub use create_dataset::{run_create_dataset, CreateDatasetArgs, CreateDatasetSettings};
 pub use error::{DatagenError, Result};
-pub use hub::{pull, run_pull, run_push, PullArgs, PushArgs};
+pub use hub::{pull, resolve_base_model, run_pull, run_push, PullArgs, PushArgs};
 
 /// A multi-threaded tokio runtime for one command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -1,257 +1,32 @@
-//! push / pull against a local Hugging Face Hub stand-in (no network) that speaks the Hub's
-//! protocol: create repo, preupload, LFS batch + PUT + verify, NDJSON commit, revision info,
-//! resolve (LFS files through a redirect). Files are kept in memory.
+//! push (hand-written Hub protocol) and pull (hf-hub, standard Hugging Face cache) against the
+//! local Hugging Face Hub stand-in (`common/hub_stand_in.rs`, no network).
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use common::{percent_decode, serve, Reply, Request};
+use common::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
 use datagen::hub::HubClient;
 use datagen::secrets::Secret;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
+use zsc_core::hub::{HubOptions, Wanted};
 
-const TOKEN: &str = "hf_test_token";
-
-#[derive(Default)]
-struct Repo {
-    private: bool,
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-#[derive(Default)]
-struct HubState {
-    base: String,
-    repos: HashMap<String, Repo>,
-    lfs: HashMap<String, Vec<u8>>,
-    create_bodies: Vec<Value>,
-    lfs_puts: usize,
-    verifies: usize,
-    /// Ask for multipart uploads (parts of this many bytes) for objects larger than it.
-    multipart_chunk: Option<usize>,
-    parts: HashMap<String, BTreeMap<u32, Vec<u8>>>,
-    commits: Vec<Vec<Value>>,
-    /// (method, path, authorization) of every request.
-    seen: Vec<(String, String, Option<String>)>,
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn err(status: u16, msg: &str) -> Reply {
-    Reply::json(status, &json!({"error": msg}))
-}
-
-fn handle(s: &mut HubState, req: &Request) -> Reply {
-    let auth = req.header("authorization").map(str::to_string);
-    s.seen.push((req.method.clone(), req.path.clone(), auth.clone()));
-    let authed = auth.as_deref() == Some(&format!("Bearer {TOKEN}"));
-    let path = req.path.clone();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-
-    // LFS object storage (pre-signed style URLs: no Hub token needed).
-    if req.method == "PUT" && segs.first() == Some(&"lfs-store") {
-        let oid = segs[1];
-        if sha256_hex(&req.body) != oid {
-            return err(400, "content does not match oid");
-        }
-        s.lfs_puts += 1;
-        s.lfs.insert(oid.to_string(), req.body.clone());
-        return Reply::bytes(200, vec![]);
-    }
-    if req.method == "GET" && segs.first() == Some(&"lfs-store") {
-        return match s.lfs.get(segs[1]) {
-            Some(b) => Reply::bytes(200, b.clone()),
-            None => err(404, "no such object"),
-        };
-    }
-    if req.method == "PUT" && segs.first() == Some(&"lfs-part") {
-        let n: u32 = segs[2].parse().unwrap();
-        s.parts.entry(segs[1].to_string()).or_default().insert(n, req.body.clone());
-        return Reply::bytes(200, vec![]).with_header("ETag", &format!("\"etag-{n}\""));
-    }
-    if req.method == "POST" && segs.first() == Some(&"lfs-complete") {
-        let oid = segs[1];
-        let v = req.json();
-        assert_eq!(v["oid"], oid);
-        let parts = s.parts.remove(oid).unwrap_or_default();
-        let listed = v["parts"].as_array().unwrap();
-        assert_eq!(listed.len(), parts.len());
-        for (p, (n, _)) in listed.iter().zip(&parts) {
-            assert_eq!(p["partNumber"].as_u64(), Some(*n as u64));
-            assert_eq!(p["etag"].as_str(), Some(format!("\"etag-{n}\"").as_str()));
-        }
-        let whole: Vec<u8> = parts.into_values().flatten().collect();
-        if sha256_hex(&whole) != oid {
-            return err(400, "assembled parts do not match oid");
-        }
-        s.lfs_puts += 1;
-        s.lfs.insert(oid.to_string(), whole);
-        return Reply::json(200, &json!({}));
-    }
-    if req.method == "POST" && segs.first() == Some(&"lfs-verify") {
-        if !authed {
-            return err(401, "verify needs the token");
-        }
-        assert_eq!(req.header("x-verify"), Some("1"), "the verify action's header is sent");
-        let v = req.json();
-        let ok = s.lfs.get(v["oid"].as_str().unwrap_or("")).is_some_and(|b| Some(b.len() as u64) == v["size"].as_u64());
-        s.verifies += 1;
-        return if ok { Reply::json(200, &json!({})) } else { err(422, "verify failed") };
-    }
-
-    match (req.method.as_str(), segs.as_slice()) {
-        ("POST", ["api", "repos", "create"]) => {
-            if !authed {
-                return err(401, "Invalid username or password.");
-            }
-            let v = req.json();
-            s.create_bodies.push(v.clone());
-            let id = format!("{}/{}", v["organization"].as_str().unwrap_or(""), v["name"].as_str().unwrap_or(""));
-            if s.repos.contains_key(&id) {
-                return err(409, "You already created this model repo");
-            }
-            s.repos.insert(id.clone(), Repo { private: v["private"].as_bool().unwrap_or(false), files: BTreeMap::new() });
-            Reply::json(200, &json!({"url": format!("{}/{id}", s.base)}))
-        }
-        ("POST", ["api", "models", o, n, "preupload", _rev]) => {
-            if !authed || !s.repos.contains_key(&format!("{o}/{n}")) {
-                return err(401, "unauthorized");
-            }
-            let v = req.json();
-            let files: Vec<Value> = v["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| {
-                    let p = f["path"].as_str().unwrap();
-                    let size = f["size"].as_u64().unwrap();
-                    assert!(f["sample"].as_str().is_some(), "sample sent as base64");
-                    let lfs = p.ends_with(".safetensors") || p.ends_with(".onnx") || size > 10_000_000;
-                    json!({"path": p, "uploadMode": if lfs {"lfs"} else {"regular"}, "shouldIgnore": false})
-                })
-                .collect();
-            Reply::json(200, &json!({"files": files}))
-        }
-        ("POST", [o, n_git, "info", "lfs", "objects", "batch"]) => {
-            let n = n_git.trim_end_matches(".git");
-            if !authed || !s.repos.contains_key(&format!("{o}/{n}")) {
-                return err(401, "unauthorized");
-            }
-            assert_eq!(req.header("accept"), Some("application/vnd.git-lfs+json"));
-            assert_eq!(req.header("content-type"), Some("application/vnd.git-lfs+json"));
-            let v = req.json();
-            assert_eq!(v["operation"], "upload");
-            assert_eq!(v["hash_algo"], "sha256");
-            let objects: Vec<Value> = v["objects"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|o| {
-                    let oid = o["oid"].as_str().unwrap();
-                    let size = o["size"].as_u64().unwrap() as usize;
-                    if s.lfs.contains_key(oid) {
-                        json!({"oid": oid, "size": o["size"]})
-                    } else if let Some(chunk) = s.multipart_chunk.filter(|&c| size > c) {
-                        let mut header = serde_json::Map::new();
-                        header.insert("chunk_size".into(), json!(chunk.to_string()));
-                        for n in 1..=size.div_ceil(chunk) {
-                            header.insert(n.to_string(), json!(format!("{}/lfs-part/{oid}/{n}", s.base)));
-                        }
-                        json!({"oid": oid, "size": o["size"], "actions": {
-                            "upload": {"href": format!("{}/lfs-complete/{oid}", s.base), "header": header},
-                        }})
-                    } else {
-                        json!({"oid": oid, "size": o["size"], "actions": {
-                            "upload": {"href": format!("{}/lfs-store/{oid}", s.base)},
-                            "verify": {"href": format!("{}/lfs-verify/{oid}", s.base), "header": {"X-Verify": "1"}},
-                        }})
-                    }
-                })
-                .collect();
-            Reply::json(200, &json!({"transfer": "basic", "objects": objects}))
-        }
-        ("POST", ["api", "models", o, n, "commit", _rev]) => {
-            let id = format!("{o}/{n}");
-            if !authed || !s.repos.contains_key(&id) {
-                return err(401, "unauthorized");
-            }
-            assert_eq!(req.header("content-type"), Some("application/x-ndjson"));
-            let lines: Vec<Value> =
-                String::from_utf8_lossy(&req.body).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-            assert_eq!(lines[0]["key"], "header");
-            let mut staged = Vec::new();
-            for l in &lines[1..] {
-                let v = &l["value"];
-                let p = v["path"].as_str().unwrap().to_string();
-                match l["key"].as_str().unwrap() {
-                    "file" => {
-                        assert_eq!(v["encoding"], "base64");
-                        let b = base64::engine::general_purpose::STANDARD.decode(v["content"].as_str().unwrap()).unwrap();
-                        staged.push((p, b));
-                    }
-                    "lfsFile" => {
-                        assert_eq!(v["algo"], "sha256");
-                        let Some(b) = s.lfs.get(v["oid"].as_str().unwrap()) else {
-                            return err(400, "lfs object not uploaded");
-                        };
-                        assert_eq!(v["size"].as_u64(), Some(b.len() as u64));
-                        staged.push((p, b.clone()));
-                    }
-                    other => return err(400, &format!("unknown key {other}")),
-                }
-            }
-            let repo = s.repos.get_mut(&id).unwrap();
-            for (p, b) in staged {
-                repo.files.insert(p, b);
-            }
-            s.commits.push(lines);
-            let base = s.base.clone();
-            Reply::json(200, &json!({"commitUrl": format!("{base}/{id}/commit/abc123"), "commitOid": "abc123"}))
-        }
-        ("GET", ["api", "models", o, n, "revision", _rev]) => {
-            let Some(repo) = s.repos.get(&format!("{o}/{n}")) else { return err(404, "Repository not found") };
-            if repo.private && !authed {
-                return err(401, "Repository not found");
-            }
-            let siblings: Vec<Value> = repo.files.keys().map(|p| json!({"rfilename": p})).collect();
-            Reply::json(200, &json!({"id": format!("{o}/{n}"), "sha": "abc123", "siblings": siblings}))
-        }
-        ("GET", [o, n, "resolve", _rev, rest @ ..]) => {
-            let Some(repo) = s.repos.get(&format!("{o}/{n}")) else { return err(404, "Repository not found") };
-            if repo.private && !authed {
-                return err(401, "Repository not found");
-            }
-            let file = percent_decode(&rest.join("/"));
-            let Some(bytes) = repo.files.get(&file) else { return err(404, "Entry not found") };
-            let oid = sha256_hex(bytes);
-            if s.lfs.contains_key(&oid) {
-                // LFS content is served from storage through a redirect, like the real Hub.
-                Reply::bytes(302, vec![]).with_header("Location", &format!("{}/lfs-store/{oid}", s.base))
-            } else {
-                Reply::bytes(200, bytes.clone())
-            }
-        }
-        _ => err(404, &format!("no route {} {}", req.method, req.path)),
+/// hf-hub settings for the stand-in, with a private cache folder (never the user's).
+fn hub(url: &str, cache: &Path, token: Option<&str>) -> HubOptions {
+    HubOptions {
+        endpoint: url.to_string(),
+        cache_dir: cache.to_path_buf(),
+        token: token.map(String::from),
+        offline: false,
+        progress: false,
     }
 }
 
-fn start_hub() -> (String, Arc<Mutex<HubState>>) {
-    start_hub_with(None)
+fn snapshot(cache: &Path, repo: &str, commit: &str) -> PathBuf {
+    cache.join(format!("models--{}", repo.replace('/', "--"))).join("snapshots").join(commit)
 }
 
-fn start_hub_with(multipart_chunk: Option<usize>) -> (String, Arc<Mutex<HubState>>) {
-    let state = Arc::new(Mutex::new(HubState { multipart_chunk, ..Default::default() }));
-    let st = state.clone();
-    let url = serve(Arc::new(move |req: &Request| handle(&mut st.lock().unwrap(), req)));
-    state.lock().unwrap().base = url.clone();
-    (url, state)
-}
 
 fn write_checkpoint(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -275,9 +50,6 @@ fn write_checkpoint(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for f in datagen::hub::scan_folder(dir).unwrap() {
-        if f.path_in_repo.starts_with(".zsc_pull_complete") {
-            continue;
-        }
         out.insert(f.path_in_repo.clone(), std::fs::read(&f.abs).unwrap());
     }
     out
@@ -291,7 +63,8 @@ async fn push_then_pull_round_trips_bytes() {
 
     let client = HubClient::new(&url, Some(Secret::new(TOKEN))).unwrap();
     let commit = client.push_folder(src.path(), "alice/zsc-test", true, "main", None).await.expect("push");
-    assert_eq!(commit.commit_oid.as_deref(), Some("abc123"));
+    let head = state.lock().unwrap().repos["alice/zsc-test"].commit.clone();
+    assert_eq!(commit.commit_oid.as_deref(), Some(head.as_str()));
 
     {
         let st = state.lock().unwrap();
@@ -318,24 +91,36 @@ async fn push_then_pull_round_trips_bytes() {
         }
     }
 
-    // Pull back into another folder and compare bytes.
+    // Pull back through hf-hub into a cold cache (standard layout) and compare bytes.
     let cache = tempfile::tempdir().unwrap();
-    let pulled = client.pull_repo("alice/zsc-test", "main", cache.path()).await.expect("pull");
-    assert_eq!(pulled, cache.path().join("alice--zsc-test").join("main"));
+    let options = hub(&url, cache.path(), Some(TOKEN));
+    let pulled = datagen::pull("alice/zsc-test", "main", &options).expect("pull");
+    assert_eq!(pulled, snapshot(cache.path(), "alice/zsc-test", &head));
     assert_eq!(read_tree(&pulled), expected);
+    let refs = cache.path().join("models--alice--zsc-test").join("refs").join("main");
+    assert_eq!(std::fs::read_to_string(&refs).unwrap(), head);
 
     // Private: no token, no files.
-    let anonymous = HubClient::new(&url, None).unwrap();
     let other = tempfile::tempdir().unwrap();
-    let e = anonymous.pull_repo("alice/zsc-test", "main", other.path()).await.unwrap_err();
+    let e = datagen::pull("alice/zsc-test", "main", &hub(&url, other.path(), None)).unwrap_err();
     assert!(e.to_string().contains("401"), "{e}");
 
     // Pushing again: the repo exists (409 is fine) and the LFS object is not uploaded twice.
+    std::fs::write(src.path().join("config.json"), br#"{"hidden_size": 64}"#).unwrap();
     client.push_folder(src.path(), "alice/zsc-test", true, "main", Some("again")).await.expect("second push");
-    let st = state.lock().unwrap();
-    assert_eq!(st.lfs_puts, 1);
-    assert_eq!(st.commits.len(), 2);
-    assert_eq!(st.commits[1][0]["value"]["summary"], "again");
+    let new_head = {
+        let st = state.lock().unwrap();
+        assert_eq!(st.lfs_puts, 1);
+        assert_eq!(st.commits.len(), 2);
+        assert_eq!(st.commits[1][0]["value"]["summary"], "again");
+        st.repos["alice/zsc-test"].commit.clone()
+    };
+    assert_ne!(new_head, head);
+    // The warm cache follows the new commit: refs/main moves, the new snapshot has the new file.
+    let pulled2 = datagen::pull("alice/zsc-test", "main", &options).expect("pull again");
+    assert_eq!(pulled2, snapshot(cache.path(), "alice/zsc-test", &new_head));
+    assert_eq!(std::fs::read(pulled2.join("config.json")).unwrap(), br#"{"hidden_size": 64}"#);
+    assert_eq!(std::fs::read_to_string(&refs).unwrap(), new_head);
 }
 
 #[test]
@@ -349,16 +134,26 @@ fn public_flag_and_blocking_pull_entry_points() {
     drop(rt);
     assert_eq!(state.lock().unwrap().create_bodies[0]["private"], false);
 
-    // The synchronous `pull` (what the trainer calls): a public repo needs no token.
+    // A public repo needs no token; cold cache, then warm: no download the second time.
     let cache = tempfile::tempdir().unwrap();
-    let dir = datagen::pull("bob/public-model", "main", cache.path(), Some(&url)).expect("pull");
+    let options = hub(&url, cache.path(), None);
+    let dir = datagen::pull("bob/public-model", "main", &options).expect("pull");
     assert_eq!(read_tree(&dir), expected);
+    let before = downloads(&state);
+    assert_eq!(datagen::pull("bob/public-model", "main", &options).unwrap(), dir);
+    assert_eq!(downloads(&state), before, "a warm cache downloads nothing");
     // Local folders come first and are returned as they are.
-    let local = datagen::pull(src.path().to_str().unwrap(), "main", cache.path(), Some(&url)).unwrap();
+    let local = datagen::pull(src.path().to_str().unwrap(), "main", &options).unwrap();
     assert_eq!(local, src.path());
     // Unknown repo: an error naming the status.
-    let e = datagen::pull("bob/missing", "main", cache.path(), Some(&url)).unwrap_err();
+    let e = datagen::pull("bob/missing", "main", &options).unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
+
+    // The trainer's base_model: only the BERT files are fetched (not every file of the repo).
+    let bert_cache = tempfile::tempdir().unwrap();
+    let bert = zsc_core::hub::resolve("bob/public-model", Wanted::Bert, &hub(&url, bert_cache.path(), None)).unwrap();
+    let got: Vec<String> = read_tree(&bert).into_keys().collect();
+    assert_eq!(got, ["config.json", "model.safetensors", "tokenizer.json", "zsc_checkpoint.json"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,27 +172,27 @@ async fn multipart_lfs_upload_round_trips() {
         assert_eq!(st.repos["carol/big"].files, expected);
     }
     let cache = tempfile::tempdir().unwrap();
-    let pulled = client.pull_repo("carol/big", "main", cache.path()).await.unwrap();
+    let pulled = datagen::pull("carol/big", "main", &hub(&url, cache.path(), Some(TOKEN))).unwrap();
     assert_eq!(read_tree(&pulled), expected);
 
-    // Hub unreachable: the completed earlier pull is used.
+    // Hub unreachable: the warm cache is used (as Python's huggingface_hub does); a cold one is an error.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let retry = datagen::retry::RetryPolicy {
-        max_retries: 1,
-        base_delay: std::time::Duration::from_millis(5),
-        max_delay: std::time::Duration::from_millis(10),
-    };
-    let offline = HubClient::new(&dead, Some(Secret::new(TOKEN))).unwrap().with_retry(retry);
-    assert_eq!(offline.pull_repo("carol/big", "main", cache.path()).await.unwrap(), pulled);
+    assert_eq!(datagen::pull("carol/big", "main", &hub(&dead, cache.path(), Some(TOKEN))).unwrap(), pulled);
     let empty = tempfile::tempdir().unwrap();
-    assert!(offline.pull_repo("carol/big", "main", empty.path()).await.is_err(), "no earlier copy: an error");
+    let e = datagen::pull("carol/big", "main", &hub(&dead, empty.path(), Some(TOKEN))).unwrap_err();
+    assert!(e.to_string().contains("not in the local Hugging Face cache"), "{e}");
+    // HF_HUB_OFFLINE: not a single request, the cache answers.
+    let seen = state.lock().unwrap().seen.len();
+    let offline = hub(&url, cache.path(), Some(TOKEN)).with_offline(true);
+    assert_eq!(datagen::pull("carol/big", "main", &offline).unwrap(), pulled);
+    assert_eq!(state.lock().unwrap().seen.len(), seen);
 }
 
 /// Issue 6 end to end: an exported bundle pushed to the Hub stand-in, pulled back by the
-/// synchronous `pull` the CLIs use, loads in the runtime and classifies.
+/// synchronous `pull` the CLIs use (hf-hub), loads in the runtime and classifies.
 #[test]
 fn pushed_bundle_pulls_back_and_classifies() {
     let (url, _state) = start_hub();
@@ -418,7 +213,7 @@ fn pushed_bundle_pulls_back_and_classifies() {
     drop(rt);
 
     let cache = tempfile::tempdir().unwrap();
-    let pulled = datagen::pull("dana/zsc-bundle", "main", cache.path(), Some(&url)).expect("pull");
+    let pulled = datagen::pull("dana/zsc-bundle", "main", &hub(&url, cache.path(), None)).expect("pull");
     assert_eq!(read_tree(&pulled), read_tree(&bundle), "pulled bundle differs from the pushed one");
 
     let local = runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();

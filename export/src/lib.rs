@@ -280,6 +280,11 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         Source::Checkpoint(info) => (Some(info.data.clone()), Some(info.split), Some(info.seed)),
         Source::HuggingFace => (None, None, None),
     };
+    // a checkpoint's calibration.json (written by the trainer) travels into the manifest
+    let calibration = match &source {
+        Source::Checkpoint(_) => zsc_core::Calibration::load_from_checkpoint(src)?,
+        Source::HuggingFace => None,
+    };
     let manifest = BundleManifest {
         format_version: FORMAT_VERSION,
         spec,
@@ -296,6 +301,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         source: source_str,
         versions,
         quantization: opts.quantization,
+        calibration,
     };
 
     write_bundle(out, |tmp| {

@@ -64,7 +64,7 @@ impl LabelCache {
     }
 }
 
-/// One label of a ranking: the score (logit) and its probability `sigmoid(score)`.
+/// One label of a ranking: the score (logit) and its probability (see [`crate::probability`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LabelScore {
     pub label: String,
@@ -485,13 +485,11 @@ impl Classifier {
         Ok(scores)
     }
 
-    /// Probabilities `sigmoid(score)` of every (text, label) pair.
+    /// Multi-label probabilities of every (text, label) pair: the bundle's calibrated sigmoid, or
+    /// the uncalibrated `sigmoid(score)` when it has no calibration (see [`crate::probability`]).
     pub fn probabilities<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L]) -> Result<Vec<Vec<f32>>> {
-        Ok(self
-            .classify(texts, labels)?
-            .into_iter()
-            .map(|row| row.into_iter().map(sigmoid).collect())
-            .collect())
+        let p = self.probability(crate::ProbabilityMode::MultiLabel);
+        Ok(self.classify(texts, labels)?.iter().map(|row| p.of_row(row)).collect())
     }
 
     /// The `k` best labels of every text, best first.
@@ -500,12 +498,16 @@ impl Classifier {
         self.top_k_with(texts, &cache, k)
     }
 
+    /// The `k` best labels with single-label probabilities (calibrated softmax when the bundle has a
+    /// calibration, else the uncalibrated `sigmoid(score)`).
     pub fn top_k_with<S: AsRef<str>>(&self, texts: &[S], labels: &LabelCache, k: usize) -> Result<Vec<Vec<LabelScore>>> {
         let scores = self.classify_with(texts, labels)?;
-        Ok(scores.iter().map(|s| rank(s, labels.labels(), k)).collect())
+        let p = self.probability(crate::ProbabilityMode::SingleLabel);
+        Ok(scores.iter().map(|s| p.rank(s, labels.labels(), k)).collect())
     }
 
-    /// Multi-label prediction: every label whose probability is at least `threshold`, best first.
+    /// Multi-label prediction: every label whose (multi-label) probability is at least `threshold`,
+    /// best first.
     pub fn multi_label<S: AsRef<str>, L: AsRef<str>>(
         &self,
         texts: &[S],
@@ -523,11 +525,10 @@ impl Classifier {
         threshold: f32,
     ) -> Result<Vec<Vec<LabelScore>>> {
         let scores = self.classify_with(texts, labels)?;
+        let p = self.probability(crate::ProbabilityMode::MultiLabel);
         Ok(scores
             .iter()
-            .map(|s| {
-                rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect()
-            })
+            .map(|s| p.rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect())
             .collect())
     }
 
@@ -684,7 +685,8 @@ fn real_tokens(hidden: ArrayView2<'_, f32>, batch: &TokenBatch, k: usize) -> Arr
     hidden.select(Axis(0), &keep)
 }
 
-/// The `k` best labels of one score row, best first (ties keep the label order, NaN last).
+/// The `k` best labels of one score row, best first (ties keep the label order, NaN last), with the
+/// uncalibrated `sigmoid(score)`; [`crate::Probabilities::rank`] applies a bundle's calibration.
 pub fn rank(scores: &[f32], labels: &[String], k: usize) -> Vec<LabelScore> {
     zsc_core::metrics::top_k_indices(scores, k)
         .into_iter()

@@ -79,6 +79,11 @@ pub enum RuntimeError {
         source: ort::Error,
     },
 
+    /// A model named by Hub id could not be fetched (or is not in the cache, offline).
+    #[cfg(feature = "hub")]
+    #[error(transparent)]
+    Hub(zsc_core::hub::HubError),
+
     /// The encoder returned something other than `[batch, sequence, dim]` f32.
     #[error("ONNX model {path} returned an unexpected output: {message}")]
     BadOutput { path: PathBuf, message: String },

@@ -41,6 +41,15 @@ pub struct ProtocolReport {
     /// Macro-F1 (over labels with at least one gold text) of the evaluated split at the threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macro_f1: Option<f64>,
+    /// Whether the bundle has a calibration (else the probabilities below are sigmoid(score)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<bool>,
+    /// Expected calibration error (15 bins) of the top-1 label's single-label probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
+    /// Expected calibration error (15 bins) of the multi-label probability over all (text, label) pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_label_ece: Option<f64>,
 }
 
 impl ProtocolReport {
@@ -55,6 +64,9 @@ impl ProtocolReport {
             val_micro_f1: None,
             micro_f1: None,
             macro_f1: None,
+            calibrated: None,
+            ece: None,
+            multi_label_ece: None,
         }
     }
 }

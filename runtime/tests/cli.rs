@@ -199,3 +199,59 @@ fn eval_explains_a_missing_data_file() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bogus"));
 }
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`): (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_over_http_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let f = fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zsc"))
+        .args(["serve", "--model", f.bundle.to_str().unwrap(), "--port", "0", "--threads", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");
+
+    let (status, body) = http(&addr, "GET", "/ready", "");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&addr, "POST", "/v1/classify", r#"{"texts": ["transfer money"], "labels": ["banking", "cooking"], "top_k": 1}"#);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["results"][0]["labels"].as_array().unwrap().len(), 1);
+    let (status, body) = http(&addr, "POST", "/v1/classify", r#"{"texts": "not a list"}"#);
+    assert_eq!(status, 400, "{body}");
+    let (_, metrics) = http(&addr, "GET", "/metrics", "");
+    assert!(metrics.contains("zsc_requests_total{route=\"/v1/classify\",status=\"400\"} 1"), "{metrics}");
+
+    // SIGTERM: drains and exits 0
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}: {}", out.status, stderr(&out));
+    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+
+    // a bad option is named
+    let o = zsc(&["serve", "--model", f.bundle.to_str().unwrap(), "--max-batch", "0"], None);
+    assert!(!o.status.success() && stderr(&o).contains("max_batch"), "{}", stderr(&o));
+}

@@ -59,7 +59,7 @@ struct TrainArgs {
     batch_size: Option<usize>,
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// Local Hugging Face BERT folder to start from.
+    /// Hugging Face BERT to start from: a local folder or a Hub id `org/name[@revision]`.
     #[arg(long)]
     base_model: Option<String>,
     #[arg(long)]
@@ -185,18 +185,12 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
     }
 }
 
-/// A base model given as a Hub repo id (`user/name`) rather than a local folder is downloaded
-/// once into `$ZSC_HUB_CACHE` (default `~/.cache/zsc/hub`); local folders always win.
+/// A base model given as a Hub repo id (`org/name[@revision]`) rather than a local folder is
+/// fetched through hf-hub into the standard Hugging Face cache (`HF_HOME`, `HF_ENDPOINT`,
+/// `HF_TOKEN`, `HF_HUB_OFFLINE`); local folders always win.
 fn resolve_base_model(cfg: &mut TrainConfig) -> Result<()> {
-    let local = Path::new(&cfg.base_model);
-    if local.exists() || !cfg.base_model.contains('/') || cfg.base_model.starts_with('.') || cfg.base_model.starts_with('/') {
-        return Ok(());
-    }
-    let cache = std::env::var_os("ZSC_HUB_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/zsc/hub")
-    });
-    let dir = datagen::pull(&cfg.base_model, "main", &cache, None)
-        .with_context(|| format!("base_model {:?} is not a local folder; fetching it from the Hugging Face Hub", cfg.base_model))?;
+    let dir = datagen::resolve_base_model(&cfg.base_model)
+        .with_context(|| format!("base_model {:?}: fetching it from the Hugging Face Hub", cfg.base_model))?;
     cfg.base_model = dir.to_string_lossy().into_owned();
     Ok(())
 }

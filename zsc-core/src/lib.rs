@@ -5,10 +5,13 @@
 //! the training target matrix, tokenisation settings and the evaluation metrics.
 
 pub mod bert_config;
+pub mod calibration;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod fixtures;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod manifest;
 pub mod metrics;
 pub mod rng;
@@ -16,6 +19,7 @@ pub mod targets;
 pub mod tokenize;
 
 pub use bert_config::BertConfig;
+pub use calibration::Calibration;
 pub use config::{ColbertInit, LossKind, ModelType, Precision, Similarity, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};

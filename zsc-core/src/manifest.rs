@@ -162,6 +162,10 @@ pub struct BundleManifest {
     /// Versions of the tools that wrote the bundle.
     #[serde(default)]
     pub versions: std::collections::BTreeMap<String, String>,
+    /// How scores become probabilities (`zsc calibrate`, or the trainer's `calibration.json`);
+    /// absent: probabilities are uncalibrated `sigmoid(score)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibration::Calibration>,
     /// How `encoder.onnx` stores its weights (`none` for bundles written before quantization existed).
     /// Informational: the runtime runs any of them the same way.
     #[serde(default)]
@@ -264,6 +268,9 @@ impl BundleManifest {
                 path,
                 message: format!("output_dim {} does not match the model spec ({})", m.output_dim, m.spec.output_dim()),
             });
+        }
+        if let Some(c) = &m.calibration {
+            c.validate().map_err(|e| CoreError::Data { path: path.clone(), message: e.to_string() })?;
         }
         Ok(m)
     }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod hub_stand_in;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -153,11 +155,13 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        206 => "Partial Content",
         302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         409 => "Conflict",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         _ => "Status",
@@ -182,3 +186,23 @@ pub fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `bytes` as the answer to a GET, honouring a `Range: bytes=A-B` / `bytes=A-` header (206 with
+/// `Content-Range`; an end past the last byte is clamped, as HTTP servers do).
+pub fn ranged(req: &Request, bytes: &[u8]) -> Reply {
+    let total = bytes.len();
+    let Some(spec) = req.header("range").and_then(|r| r.strip_prefix("bytes=")) else {
+        return Reply::bytes(200, bytes.to_vec());
+    };
+    if total == 0 {
+        return Reply::bytes(206, vec![]).with_header("Content-Range", "bytes */0");
+    }
+    let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+    let start: usize = a.trim().parse().unwrap_or(0);
+    let end: usize = b.trim().parse().unwrap_or(total - 1).min(total - 1);
+    if start > end {
+        return Reply::bytes(416, vec![]).with_header("Content-Range", &format!("bytes */{total}"));
+    }
+    Reply::bytes(206, bytes[start..=end].to_vec()).with_header("Content-Range", &format!("bytes {start}-{end}/{total}"))
+}
+

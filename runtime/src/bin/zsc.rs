@@ -1,10 +1,16 @@
 //! `zsc`: zero-shot classification from an ONNX bundle on the command line.
 //!
 //! ```text
-//! zsc classify --model BUNDLE --label banking --label cooking "how do i transfer money"
-//! zsc eval --model BUNDLE [--data FILE] [--split test] [--labels-from FILE] [--restrict-to FILE]
+//! zsc classify --model BUNDLE|org/name --label banking --label cooking [--multi-label] "how do i transfer money"
+//! zsc eval --model BUNDLE|org/name [--data FILE] [--split test] [--labels-from FILE] [--restrict-to FILE]
 //!          [--tune-threshold | --threshold P] [--json]
+//! zsc calibrate --model BUNDLE [--data FILE] [--split val] [--json]
+//! zsc serve --model BUNDLE|org/name [--host 127.0.0.1] [--port 8080] [...]
 //! ```
+//!
+//! `--model` takes a bundle folder or a Hugging Face Hub id `org/name[@revision]` (fetched through
+//! hf-hub into the standard Hugging Face cache; `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
+//! `HF_HUB_OFFLINE` as in Python).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -14,8 +20,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use runtime::{
     best_micro_f1_threshold, restrict_to_samples, sample_key, Classifier, ClassifierOptions, ExecutionProvider, LabelCache, LabelScore,
-    ProtocolReport, SampleKey,
+    ProbabilityMode, ProtocolReport, SampleKey,
 };
+use zsc_core::calibration::{fit_calibration, pairwise_ece, top1_ece};
 use zsc_core::data::{load_samples, select_split, unique_labels, Sample};
 use zsc_core::metrics::{accuracy, f1_at_threshold, EvalReport};
 use zsc_core::{Split, SplitRatios};
@@ -50,15 +57,20 @@ struct Common {
 enum Command {
     /// Rank candidate labels for each text.
     Classify(ClassifyArgs),
-    /// Accuracy of a bundle on a data file (same metrics and JSON as the trainer's eval).
+    /// Accuracy and calibration error of a bundle on a data file (same metrics and JSON as the trainer's eval, plus ECE).
     Eval(EvalArgs),
+    /// Fit the probability calibration on the val split of a data file and store it in the bundle's manifest.
+    Calibrate(CalibrateArgs),
+    /// Serve the bundle over HTTP: /v1/classify, /v1/embed, /health, /ready, /metrics.
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug)]
 struct ClassifyArgs {
-    /// Bundle folder written by `export`.
+    /// Bundle folder written by `export`, or a Hugging Face Hub id `org/name[@revision]`.
     #[arg(long, value_name = "BUNDLE")]
-    model: PathBuf,
+    model: String,
     /// A candidate label (repeat the flag for more).
     #[arg(long = "label", value_name = "L")]
     labels: Vec<String>,
@@ -68,7 +80,11 @@ struct ClassifyArgs {
     /// Show the K best labels per text (default 5; 0 = all).
     #[arg(long, value_name = "K")]
     top_k: Option<usize>,
-    /// Multi-label: show every label whose probability is at least P (with --top-k as a cap).
+    /// Multi-label: independent per-label probabilities (calibrated sigmoid) instead of a softmax
+    /// over the candidate labels.
+    #[arg(long)]
+    multi_label: bool,
+    /// Show every label whose probability is at least P (with --top-k as a cap); implies --multi-label.
     #[arg(long, value_name = "P")]
     threshold: Option<f32>,
     /// One JSON object per text per line.
@@ -81,9 +97,9 @@ struct ClassifyArgs {
 
 #[derive(Args, Debug)]
 struct EvalArgs {
-    /// Bundle folder written by `export`.
+    /// Bundle folder written by `export`, or a Hugging Face Hub id `org/name[@revision]`.
     #[arg(long, value_name = "BUNDLE")]
-    model: PathBuf,
+    model: String,
     /// Data file (default: the one recorded in the bundle's manifest).
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
@@ -101,12 +117,87 @@ struct EvalArgs {
     /// data (same restriction and candidate labels), then report micro/macro F1 at it.
     #[arg(long, conflicts_with = "threshold")]
     tune_threshold: bool,
-    /// Multi-label F1 at this probability threshold (a pair is predicted when sigmoid(score) > P).
+    /// Multi-label F1 at this probability threshold (a pair is predicted when its multi-label
+    /// probability, calibrated if the bundle is, is above P).
     #[arg(long, value_name = "P")]
     threshold: Option<f64>,
     /// Print the report as JSON on the last stdout line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CalibrateArgs {
+    /// Bundle folder (local: its manifest.json is rewritten, atomically).
+    #[arg(long, value_name = "BUNDLE")]
+    model: PathBuf,
+    /// Data file (default: the one recorded in the bundle's manifest).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Split to fit on, drawn with the bundle's split ratios and seed (default val).
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Use this data file's unique labels as the candidate set (default: those of the split).
+    #[arg(long, value_name = "FILE")]
+    labels_from: Option<PathBuf>,
+    /// Print the fitted calibration as JSON on the last stdout line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Bundle folder, or a Hugging Face Hub id `org/name[@revision]`.
+    #[arg(long, value_name = "BUNDLE")]
+    model: String,
+    /// Address to listen on (loopback by default; 0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Most texts per encoder batch, gathered across concurrent requests.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Milliseconds the oldest queued request waits for a batch to fill.
+    #[arg(long, default_value_t = 2)]
+    max_wait_ms: u64,
+    /// Inference threads, each with its own ONNX Runtime session [default: the number of CPU
+    /// cores], each session with --threads intra-op threads [default here: cores / workers].
+    /// Single-threaded sessions side by side beat one session on all cores when the HTTP threads
+    /// (and a load generator) share the machine: no thread waits for a preempted partner.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Most texts waiting in the queue; beyond it requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 2048)]
+    max_queue: usize,
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Most texts per request.
+    #[arg(long, default_value_t = 256)]
+    max_texts: usize,
+    /// Most labels per request.
+    #[arg(long, default_value_t = 1000)]
+    max_labels: usize,
+    #[arg(long, default_value_t = 10_000)]
+    max_text_chars: usize,
+    #[arg(long, default_value_t = 1000)]
+    max_label_chars: usize,
+    /// Labels (over all label sets) the LRU cache of encoded label sets holds.
+    #[arg(long, default_value_t = 50_000)]
+    label_cache_labels: usize,
+    #[arg(long, default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Connections that send no complete request head within this time are closed (idle keep-alive too).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Let ONNX Runtime's threads busy-wait between operators and after a batch (off by default
+    /// here: between batches the HTTP threads need those cores).
+    #[arg(long)]
+    spinning: bool,
 }
 
 fn main() {
@@ -128,6 +219,9 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Classify(args) => classify(&cli.common, args),
         Command::Eval(args) => eval(&cli.common, args),
+        Command::Calibrate(args) => calibrate(&cli.common, args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve(&cli.common, args),
     }
 }
 
@@ -158,8 +252,17 @@ fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
     }
 }
 
-fn load(model: &Path, common: &Common) -> Result<Classifier> {
-    Classifier::from_dir(model, options(common)?).with_context(|| format!("loading bundle {}", model.display()))
+/// A bundle folder, or a Hub id fetched into the Hugging Face cache (feature `hub`).
+fn load(model: &str, options: ClassifierOptions) -> Result<Classifier> {
+    #[cfg(feature = "hub")]
+    let clf = {
+        use std::io::IsTerminal;
+        let hub = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
+        Classifier::from_pretrained_with(model, options, &hub)
+    };
+    #[cfg(not(feature = "hub"))]
+    let clf = Classifier::from_dir(model, options);
+    clf.with_context(|| format!("loading bundle {model}"))
 }
 
 fn read_labels_file(path: &Path) -> Result<Vec<String>> {
@@ -172,6 +275,9 @@ fn read_labels_file(path: &Path) -> Result<Vec<String>> {
 struct ClassifyLine<'a> {
     text: &'a str,
     labels: &'a [LabelScore],
+    multi_label: bool,
+    /// False: the bundle has no calibration; probabilities are the raw sigmoid(score).
+    calibrated: bool,
 }
 
 fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
@@ -199,7 +305,7 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
     } else {
         args.texts.clone()
     };
-    let clf = load(&args.model, common)?;
+    let clf = load(&args.model, options(common)?)?;
     let cache = clf.encode_labels(&labels).context("encoding the labels")?;
     let scores = clf.classify_with(&texts, &cache).context("classifying")?;
     let k = match (args.top_k, args.threshold) {
@@ -207,15 +313,26 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
         (Some(k), _) => k,
         (None, None) => 5,
     };
+    let multi_label = args.multi_label || args.threshold.is_some();
+    let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
+    let probability = clf.probability(mode);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    if !args.json {
+        writeln!(out, "# {}", probability.describe(cache.len()))?;
+    }
     for (text, row) in texts.iter().zip(&scores) {
-        let mut ranked: Vec<LabelScore> = runtime::rank(row, cache.labels(), k);
+        let mut ranked: Vec<LabelScore> = probability.rank(row, cache.labels(), k);
         if let Some(p) = args.threshold {
             ranked.retain(|l| l.probability >= p);
         }
         if args.json {
-            let line = serde_json::to_string(&ClassifyLine { text, labels: &ranked })?;
+            let line = serde_json::to_string(&ClassifyLine {
+                text,
+                labels: &ranked,
+                multi_label,
+                calibrated: probability.is_calibrated(),
+            })?;
             writeln!(out, "{line}")?;
         } else {
             writeln!(out, "{text}")?;
@@ -231,7 +348,7 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
 }
 
 fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
-    let clf = load(&args.model, common)?;
+    let clf = load(&args.model, options(common)?)?;
     let manifest = clf.manifest();
     let recorded = manifest.data.clone();
     let data = match (&args.data, &recorded) {
@@ -239,7 +356,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         (None, Some(d)) => d.clone(),
         (None, None) => bail!(
             "the bundle {} records no training data (an untuned base model?): pass --data FILE",
-            args.model.display()
+            args.model
         ),
     };
     if !data.is_file() {
@@ -248,7 +365,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
                 "the data file {} recorded in {} does not exist here (relative paths are resolved against the \
                  current directory {}): run from the repository root or pass --data FILE",
                 data.display(),
-                args.model.join("manifest.json").display(),
+                clf.dir().join("manifest.json").display(),
                 std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()
             );
         }
@@ -324,6 +441,11 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     });
     report.restricted_to = args.restrict_to.as_ref().map(|f| f.display().to_string());
     report.labels_from = args.labels_from.as_ref().map(|f| f.display().to_string());
+    let single = clf.probability(ProbabilityMode::SingleLabel);
+    let multi = clf.probability(ProbabilityMode::MultiLabel);
+    report.calibrated = Some(single.is_calibrated());
+    report.ece = Some(top1_ece(&scores, &gold, |row| single.of_row(row)));
+    report.multi_label_ece = Some(pairwise_ece(&scores, &gold, |s| multi.of_row(&[s])[0]));
 
     let threshold_logit: Option<f32> = if args.tune_threshold {
         if split == Split::All || split == Split::Val {
@@ -344,7 +466,12 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
             bail!("--threshold must be a probability strictly between 0 and 1, got {p}");
         }
         report.threshold_source = Some("given".into());
-        Some((p / (1.0 - p)).ln() as f32)
+        // the score at which the multi-label probability (calibrated or not) equals P
+        let logit = (p / (1.0 - p)).ln();
+        Some(match clf.calibration() {
+            Some(c) => (c.multi_label_temperature * (logit - c.multi_label_bias)) as f32,
+            None => logit as f32,
+        })
     } else {
         None
     };
@@ -352,7 +479,10 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         // F1 on the logits: same decisions as on sigmoid probabilities, without f32 saturation
         let (micro, macro_) = f1_at_threshold(&scores, &gold, labels.len(), t);
         report.threshold_logit = Some(t as f64);
-        report.threshold = Some(1.0 / (1.0 + (-(t as f64)).exp()));
+        report.threshold = Some(match clf.calibration() {
+            Some(c) => zsc_core::calibration::sigmoid_f64(t as f64 / c.multi_label_temperature + c.multi_label_bias),
+            None => zsc_core::calibration::sigmoid_f64(t as f64),
+        });
         report.micro_f1 = Some(micro);
         report.macro_f1 = Some(macro_);
     }
@@ -363,6 +493,11 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     println!("labels        {}", r.n_labels);
     println!("top1 accuracy {:.4}", r.top1_accuracy);
     println!("accuracy@k    {:.4}", r.accuracy_at_k);
+    let how = if report.calibrated == Some(true) { "calibrated" } else { "UNCALIBRATED sigmoid(score): run `zsc calibrate`" };
+    if let (Some(e), Some(m)) = (report.ece, report.multi_label_ece) {
+        println!("ECE top-1     {e:.4} ({how})");
+        println!("ECE pairs     {m:.4} (multi-label probabilities)");
+    }
     if let (Some(t), Some(tl), Some(micro), Some(macro_)) =
         (report.threshold, report.threshold_logit, report.micro_f1, report.macro_f1)
     {
@@ -377,6 +512,136 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
+    if !args.model.join("manifest.json").is_file() {
+        bail!(
+            "{} is not a local bundle folder: `zsc calibrate` writes into the bundle's manifest.json \
+             (for a Hub model, copy its snapshot folder first)",
+            args.model.display()
+        );
+    }
+    let model = args.model.to_string_lossy();
+    let clf = load(&model, options(common)?)?;
+    let manifest = clf.manifest();
+    let data = match (&args.data, &manifest.data) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => bail!("the bundle {} records no training data: pass --data FILE", args.model.display()),
+    };
+    if !data.is_file() {
+        bail!(
+            "data file {} does not exist (relative paths resolve against the current directory; run from the repository root or pass --data FILE)",
+            data.display()
+        );
+    }
+    let split: Split = args.split.parse().map_err(|e: zsc_core::CoreError| anyhow::anyhow!("--split: {e}"))?;
+    let ratios = manifest.split.unwrap_or_default();
+    let seed = manifest.seed.unwrap_or(42);
+    let all = load_samples(&data).with_context(|| format!("loading {}", data.display()))?;
+    let samples = select_split(&all, ratios, seed, split);
+    if samples.is_empty() {
+        bail!("split `{split}` of {} is empty", data.display());
+    }
+    let labels = match &args.labels_from {
+        Some(f) => unique_labels(&load_samples(f).with_context(|| format!("loading labels from {}", f.display()))?),
+        None => unique_labels(&samples),
+    };
+    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let gold: Vec<Vec<usize>> =
+        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect();
+    eprintln!(
+        "calibrating on {} text(s) of {} (split {split}, ratios {}/{}/{}, seed {seed}) against {} label(s)",
+        samples.len(),
+        data.display(),
+        ratios.train,
+        ratios.val,
+        ratios.test,
+        labels.len()
+    );
+    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let scores = score_all(&clf, &cache, &samples)?;
+    let fit = fit_calibration(&scores, &gold).context("fitting the calibration")?;
+    let mut c = fit.calibration;
+    c.data = Some(data.display().to_string());
+    c.split = Some(split.to_string());
+    // rewrite manifest.json as JSON, not through BundleManifest, so fields this version does not
+    // know survive; atomically (temp file, fsync, rename)
+    let path = args.model.join("manifest.json");
+    let mut value: serde_json::Value = zsc_core::manifest::read_json(&path).with_context(|| format!("reading {}", path.display()))?;
+    let obj = value.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
+    obj.insert("calibration".into(), serde_json::to_value(&c)?);
+    zsc_core::manifest::write_json_atomic(&path, &value).with_context(|| format!("writing {}", path.display()))?;
+
+    println!("texts         {} ({} with a gold label among the candidates)", c.n_texts, fit.n_used);
+    println!("labels        {}", c.n_labels);
+    println!("temperature   {:.6}  (single-label: softmax(score / T))", c.temperature);
+    println!(
+        "multi-label   T {:.6}, bias {:+.6}  (sigmoid(score / T + b))",
+        c.multi_label_temperature, c.multi_label_bias
+    );
+    println!("NLL           {:.4} -> {:.4}", fit.nll_before, fit.nll_after);
+    if let (Some(before), Some(after), Some(ml)) = (c.ece_before, c.ece, c.multi_label_ece) {
+        println!("ECE top-1     {before:.4} (sigmoid(score)) -> {after:.4} (calibrated softmax)");
+        println!("ECE pairs     {ml:.4} (calibrated multi-label sigmoid)");
+    }
+    println!("wrote         {}", path.display());
+    if args.json {
+        println!("{}", serde_json::to_string(&c)?);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "serve")]
+fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let workers = args.workers.unwrap_or(cores);
+    let o = runtime::serve::ServeOptions {
+        host: args.host,
+        port: args.port,
+        max_batch: args.max_batch,
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        workers,
+        max_queue: args.max_queue,
+        max_body_bytes: args.max_body_bytes,
+        max_texts: args.max_texts,
+        max_labels: args.max_labels,
+        max_text_chars: args.max_text_chars,
+        max_label_chars: args.max_label_chars,
+        label_cache_labels: args.label_cache_labels,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        max_connections: args.max_connections,
+        ..Default::default()
+    };
+    o.validate().context("zsc serve")?;
+    let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
+    if common.threads.is_none() {
+        clf_options = clf_options.with_intra_threads((cores / workers.max(1)).max(1));
+    }
+    let threads = clf_options.intra_threads.unwrap_or(1);
+    let clf = load(&args.model, clf_options)?;
+    let calibrated = clf.calibration().is_some();
+    let model_type = clf.model_type();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        let server = runtime::serve::Server::bind(Arc::new(clf), args.model.clone(), o).await?;
+        let addr = server.local_addr().context("reading the bound address")?;
+        // the first stdout line, for scripts (and tests) that start the server on port 0
+        println!("listening on http://{addr}");
+        std::io::stdout().flush()?;
+        eprintln!(
+            "zsc serve: {} ({model_type}, {}) on http://{addr}, {workers} worker(s) x {threads} thread(s); \
+             Ctrl-C or SIGTERM drains in-flight requests and stops",
+            args.model,
+            if calibrated { "calibrated" } else { "uncalibrated probabilities" }
+        );
+        server.run(runtime::serve::shutdown_signal()).await;
+        eprintln!("zsc serve: stopped");
+        anyhow::Ok(())
+    })
 }
 
 /// Scores of every sample's text against the cached labels, with a progress bar.
