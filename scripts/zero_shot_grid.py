@@ -66,6 +66,9 @@ def run_one(args, spec):
                    dev_curve=[(m["step"], round(m["probe_top1"], 4)) for m in probed],
                    steps_per_s=metrics[-1].get("steps_per_s"))
     ckpt = os.path.join(run_dir, "best_probe")
+    info = os.path.join(ckpt, "zsc_checkpoint.json")
+    if os.path.exists(info):  # step 0 (the base kept because no trained step beat it) has no metrics record
+        row["best_step"] = json.load(open(info))["step"]
     if rc in (0, 124) and os.path.isdir(ckpt):
         ev = [args.trainer, "eval", "--model-path", ckpt, "--split", "all", "--json"]
         for path in TEST_TASKS.values():

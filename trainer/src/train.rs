@@ -248,6 +248,10 @@ impl<'a> Trainer<'a> {
             let scores = p.evaluate(&self.model, &self.tok)?;
             self.say(format!("step {}: zero-shot probe top-1 {}", self.start_step, probe_text(&scores)));
             self.summary.probe_top1.push((self.start_step, scores.macro_top1));
+            // the untrained model is a candidate too: a run that never transfers better than the
+            // base leaves the base (with its fresh head) in best_probe/, so training cannot lose to it
+            self.best_probe = Some(scores.macro_top1);
+            self.save("best_probe", self.start_step, None, false)?;
         }
         let prefetch = self.prefetcher(end)?;
         self.started = Instant::now();
@@ -428,9 +432,21 @@ impl<'a> Trainer<'a> {
         }
         if !interrupted {
             self.plot();
+            self.warn_if_base_kept();
         }
         debug_assert!(step <= end);
         Ok(self.summary)
+    }
+
+    /// Says so when no trained step beat step 0 on the probe (best_probe/ then holds the base).
+    fn warn_if_base_kept(&self) {
+        let Some(&(first, base)) = self.summary.probe_top1.first() else { return };
+        if first == 0 && self.summary.probe_top1.iter().skip(1).all(|&(_, p)| p <= base) {
+            tracing::warn!(
+                "no trained step beat the untrained model on the zero-shot probe ({base:.4}): best_probe/ holds step 0, \
+                 the base with a fresh head (README \"Zero-shot quality\")"
+            );
+        }
     }
 
     /// The loss plot; a failure (or a panic in the plotting library) is a warning, never an error.

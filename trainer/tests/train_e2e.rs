@@ -236,12 +236,30 @@ fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
     assert_eq!(report.n_labels, 5);
     assert!((report.top1_accuracy - probed[1].1).abs() < 1e-9, "{report:?} vs {probed:?}");
     assert!(run.join("loss.png").metadata().unwrap().len() > 1000);
-    // best_probe/ holds the first step with the highest probe accuracy
-    let best_step = probed.iter().fold(probed[0], |b, p| if p.1 > b.1 { *p } else { b }).0;
+    // best_probe/ holds the first step with the highest probe accuracy, step 0 (the base) included
+    let step0 = probe_at_step0(&stderr);
+    let candidates: Vec<(usize, f64)> = std::iter::once((0, step0)).chain(probed.iter().copied()).collect();
+    let best = candidates.iter().fold(candidates[0], |b, p| if p.1 > b.1 { *p } else { b });
     let info = zsc_core::CheckpointInfo::load(&run.join("best_probe")).unwrap();
-    assert_eq!(info.step, best_step, "{probed:?}");
+    assert_eq!(info.step, best.0, "{candidates:?}");
     let report = eval_json(&run.join("best_probe"), &["--data", probe.to_str().unwrap()]);
-    assert!((report.top1_accuracy - probed.iter().map(|p| p.1).fold(0.0, f64::max)).abs() < 1e-9);
+    assert!((report.top1_accuracy - best.1).abs() < 1e-9, "{report:?} vs {candidates:?}");
+
+    // a run whose steps change nothing never beats the base: best_probe/ keeps step 0, and says so
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "--config"])
+        .arg(&cfg_path)
+        .args(["--run-name", "probe_frozen", "--device", "cpu", "--set", &format!("probe_data={}", probe.display())])
+        .args(["--set", "max_steps=5", "--set", "learning_rate=0", "--set", "head_learning_rate=0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let frozen = s.cfg.output_dir.join("probe_frozen");
+    assert_eq!(zsc_core::CheckpointInfo::load(&frozen.join("best_probe")).unwrap().step, 0);
+    assert!(stderr.contains("no trained step beat the untrained model"), "{stderr}");
+    let report = eval_json(&frozen.join("best_probe"), &["--data", probe.to_str().unwrap()]);
+    assert!((report.top1_accuracy - probe_at_step0(&stderr)).abs() < 1e-9, "{report:?}");
 
     // bad overrides: non-zero exit naming the key
     for (bad, needle) in [("no_such_key=1", "no_such_key"), ("max_steps=lots", "max_steps"), ("max_steps", "KEY=VALUE")] {
@@ -335,4 +353,11 @@ fn batches_come_from_one_source_and_the_probe_reports_every_held_out_task() {
     }
     // the probe's start value (the untrained model) is in the summary
     assert_eq!(summary.probe_top1.first().map(|p| p.0), Some(0));
+}
+
+/// The probe's macro top-1 before training, from the trainer's "step 0: zero-shot probe top-1 X" line.
+fn probe_at_step0(stderr: &str) -> f64 {
+    let line = stderr.lines().find(|l| l.contains("step 0: zero-shot probe top-1")).expect("a step-0 probe line");
+    let value = line.split("top-1 ").nth(1).unwrap().split_whitespace().next().unwrap();
+    value.parse().unwrap_or_else(|_| panic!("probe value in {line:?}"))
 }

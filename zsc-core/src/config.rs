@@ -192,7 +192,8 @@ pub struct TrainConfig {
     /// The zero-shot probe: one or more held-out tasks, each a data file whose labels (and
     /// texts) are kept out of training. At every validation each task's texts are scored against
     /// that task's labels; `probe_top1` in `metrics.jsonl` is the macro average over tasks (per
-    /// task values beside it), and `best_probe/` keeps the step where it was highest.
+    /// task values beside it), and `best_probe/` keeps the step where it was highest, step 0
+    /// (the untrained model) included.
     #[serde(default, deserialize_with = "one_or_many_paths", skip_serializing_if = "Vec::is_empty")]
     pub probe_data: Vec<PathBuf>,
     /// Cap on the texts scored per probe task (a seeded subset; 0 = all).
