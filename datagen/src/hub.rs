@@ -136,19 +136,9 @@ pub fn validate_repo_id(repo_id: &str) -> Result<(&str, &str)> {
             "repo id `{repo_id}` must be `USER/NAME` (letters, digits, `-`, `_`, `.`; no `..`, at most 96 characters)"
         ))
     };
-    let (owner, name) = repo_id.split_once('/').ok_or_else(bad)?;
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 96
-            && !p.contains("..")
-            && !p.starts_with(['-', '.'])
-            && !p.ends_with('.')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    if ok_part(owner) && ok_part(name) {
-        Ok((owner, name))
-    } else {
-        Err(bad())
+    match repo_id.split_once('/') {
+        Some((owner, name)) if zsc_core::hub::is_repo_id(repo_id) => Ok((owner, name)),
+        _ => Err(bad()),
     }
 }
 
