@@ -8,6 +8,7 @@
 
 pub mod batches;
 pub mod bert;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod device;
 pub mod error;

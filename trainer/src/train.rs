@@ -433,6 +433,9 @@ impl<'a> Trainer<'a> {
         if !interrupted {
             self.plot();
             self.warn_if_base_kept();
+            if self.cfg.calibrate {
+                crate::calibrate::calibrate_checkpoints(self.cfg, &self.run_dir, self.model.device())?;
+            }
         }
         debug_assert!(step <= end);
         Ok(self.summary)

@@ -47,6 +47,11 @@ fn check_architecture(model_type: ModelType) {
     }
     assert!(run.join("last").join(checkpoint_files::OPTIMIZER).exists());
     assert!(run.join("config.yml").exists() && run.join("loss.png").exists());
+    // a calibration, when this tiny model's scores allow one, was fitted on the val split
+    if let Some(cal) = zsc_core::Calibration::load_from_checkpoint(&run.join("best")).unwrap() {
+        assert_eq!(cal.split.as_deref(), Some("val"));
+        assert!(cal.n_texts > 0 && cal.n_labels > 1 && cal.temperature > 0.0, "{cal:?}");
+    }
     let metrics = read_metrics(&run.join("metrics.jsonl"));
     assert_eq!(metrics.len(), 20);
     assert_eq!(metrics.iter().filter(|m| m.val_loss.is_some()).count(), 4);
@@ -360,4 +365,43 @@ fn probe_at_step0(stderr: &str) -> f64 {
     let line = stderr.lines().find(|l| l.contains("step 0: zero-shot probe top-1")).expect("a step-0 probe line");
     let value = line.split("top-1 ").nth(1).unwrap().split_whitespace().next().unwrap();
     value.parse().unwrap_or_else(|_| panic!("probe value in {line:?}"))
+}
+
+#[test]
+fn training_ends_with_calibrated_checkpoints() {
+    // texts equal to their labels, cosine, no template: the right label always scores highest
+    // (identical embeddings), so the fit has signal whatever the tiny random weights are
+    let mut s = setup(ModelType::BiEncoder, "calibrated");
+    let words = ["alarm", "weather", "music", "traffic", "recipe", "timer", "news", "sports", "travel", "bank"];
+    let samples: Vec<serde_json::Value> = (0..200)
+        .map(|i| {
+            let w = words[i % words.len()];
+            serde_json::json!({"text": format!("{w} {}", "x ".repeat(i / words.len()).trim()).trim(), "labels": [w]})
+        })
+        .collect();
+    let data = s.root.join("self.json");
+    std::fs::write(&data, serde_json::Value::from(samples).to_string()).unwrap();
+    s.cfg.data = data;
+    s.cfg.label_template = None;
+    s.cfg.similarity = zsc_core::Similarity::Cosine;
+    s.cfg.max_steps = 2;
+    s.cfg.val_every = 2;
+    s.cfg.learning_rate = 0.0;
+    s.cfg.head_learning_rate = Some(0.0);
+    train(&s.cfg, &TrainOptions::default()).unwrap();
+    let run = s.cfg.output_dir.join("calibrated");
+    let cal = zsc_core::Calibration::load_from_checkpoint(&run.join("best")).unwrap().expect("best/calibration.json");
+    // the val split (10 % of 200) scored against the labels it holds
+    assert_eq!((cal.split.as_deref(), cal.n_texts), (Some("val"), 20), "{cal:?}");
+    assert!((2..=words.len()).contains(&cal.n_labels), "{cal:?}");
+    assert!(cal.temperature.is_finite() && cal.temperature > 0.0, "{cal:?}");
+    assert!(cal.ece.is_some_and(|e| (0.0..=1.0).contains(&e)), "{cal:?}");
+    assert!(zsc_core::Calibration::load_from_checkpoint(&run.join("last")).unwrap().is_none());
+
+    // calibrate: false writes none
+    s.cfg.calibrate = false;
+    s.cfg.run_name = "uncalibrated".into();
+    train(&s.cfg, &TrainOptions::default()).unwrap();
+    let best = s.cfg.output_dir.join("uncalibrated").join("best");
+    assert!(zsc_core::Calibration::load_from_checkpoint(&best).unwrap().is_none());
 }

@@ -211,6 +211,10 @@ pub struct TrainConfig {
     /// texts padded to `max_length`); falls back to eager steps if the capture fails. Off by
     /// default until `scripts/gpu_check.sh` has compared its quality with eager steps on a GPU.
     pub cuda_graphs: bool,
+    /// At the end of training, fit the probability calibration (softmax temperature; multi-label
+    /// temperature and bias) on the val split and write `calibration.json` into `best/` and
+    /// `best_probe/` (`export` puts it in the bundle's manifest).
+    pub calibrate: bool,
     /// On CUDA, read the train loss back from the GPU every this many steps (each read waits
     /// for the GPU; the CPU reads every step).
     pub log_every: usize,
@@ -258,6 +262,7 @@ impl Default for TrainConfig {
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
             cuda_graphs: false,
+            calibrate: true,
             log_every: 25,
             per_architecture: Default::default(),
             create_dataset: None,
