@@ -25,7 +25,7 @@ CKPT="runs/$RUN/best_probe"
 echo "== export $CKPT -> bundles/$RUN"
 "$BIN/export" --checkpoint "$CKPT" --out "bundles/$RUN"
 
-echo "== calibrate (temperature on the val split of data/train.json: probabilities that mean something)"
+echo "== calibrate (zsc calibrate: the temperature on the val split of data/train.json, as the trainer fitted it at the end of training)"
 "$BIN/zsc" calibrate --model "bundles/$RUN"
 
 echo "== classify (labels from the held-out CLINC150 domains: never seen in training)"
