@@ -4,7 +4,6 @@
 //! and `best_probe/`. `export` copies it into the bundle's manifest, so an exported bundle prints
 //! calibrated probabilities without a `zsc calibrate` step (which fits the same thing on a bundle).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use tch::Device;
@@ -45,10 +44,7 @@ pub fn calibrate_checkpoints(cfg: &TrainConfig, run_dir: &Path, device: Device) 
 fn calibrate_one(cfg: &TrainConfig, dir: &Path, val: &[Sample], labels: &[String], device: Device) -> Result<()> {
     let ckpt = Checkpoint::load(dir, device)?;
     let out = eval::evaluate(&ckpt.model, &ckpt.tokenizer, val, labels, "val", cfg.batch_size.max(32))?;
-    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
-    let gold: Vec<Vec<usize>> =
-        val.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect();
-    let fit = fit_calibration(&out.scores, &gold)
+    let fit = fit_calibration(&out.scores, &out.gold)
         .map_err(|e| TrainerError::Invalid(format!("calibrating {}: {e}", dir.display())))?;
     let mut c = fit.calibration;
     c.data = Some(cfg.data.display().to_string());

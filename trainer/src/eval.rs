@@ -66,6 +66,8 @@ pub struct EvalOutput {
     pub report: EvalReport,
     pub labels: Vec<String>,
     pub scores: Vec<Vec<f32>>,
+    /// Each text's gold label indices in `labels` ([`zsc_core::data::gold_indices`]).
+    pub gold: Vec<Vec<usize>>,
     /// Texts whose gold labels are not all among `labels` (only the present ones count).
     pub texts_with_unknown_gold: usize,
 }
@@ -81,18 +83,8 @@ pub fn evaluate(
 ) -> Result<EvalOutput> {
     let texts: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
     let scores = score_texts_labels(model, tok, &texts, labels, batch_size)?;
-    let index: std::collections::HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
-    let mut unknown = 0;
-    let gold: Vec<Vec<usize>> = samples
-        .iter()
-        .map(|s| {
-            let g: Vec<usize> = s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect();
-            if g.len() != s.labels.len() {
-                unknown += 1;
-            }
-            g
-        })
-        .collect();
+    let gold = zsc_core::data::gold_indices(samples, labels);
+    let unknown = samples.iter().zip(&gold).filter(|(s, g)| g.len() != s.labels.len()).count();
     if unknown > 0 {
         tracing::warn!("{unknown} text(s) have gold labels outside the {} evaluated labels", labels.len());
     }
@@ -107,6 +99,7 @@ pub fn evaluate(
         },
         labels: labels.to_vec(),
         scores,
+        gold,
         texts_with_unknown_gold: unknown,
     })
 }

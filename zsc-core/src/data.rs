@@ -1,7 +1,7 @@
 //! Data files: JSON lists of `{"text": ..., "labels": [...]}`, validated on load; the seeded
 //! sample-level train/val/test split; (text, label) pair expansion for training.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,13 @@ pub fn select_split(samples: &[Sample], ratios: SplitRatios, seed: u64, split: S
         Split::All => unreachable!(),
     };
     idx.into_iter().map(|i| samples[i].clone()).collect()
+}
+
+/// For each sample, the indices of its gold labels in `labels` (gold labels not in `labels` are
+/// left out: a text with none of them among the candidates gets an empty list).
+pub fn gold_indices(samples: &[Sample], labels: &[String]) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect()
 }
 
 /// Unique labels in first-seen order.

@@ -12,7 +12,7 @@
 //! hf-hub into the standard Hugging Face cache; `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
 //! `HF_HUB_OFFLINE` as in Python).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -413,11 +413,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         Some(f) => unique_labels(&load_samples(f).with_context(|| format!("loading labels from {}", f.display()))?),
         None => unique_labels(&samples),
     };
-    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
-    let gold_of = |samples: &[Sample]| -> Vec<Vec<usize>> {
-        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect()
-    };
-    let gold = gold_of(&samples);
+    let gold = zsc_core::data::gold_indices(&samples, &labels);
     let uncovered = gold.iter().filter(|g| g.is_empty()).count();
     if uncovered > 0 {
         tracing::warn!("{uncovered} text(s) have no gold label among the candidate labels; they count as misses");
@@ -452,7 +448,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
             bail!("--tune-threshold tunes on the val split, so evaluate --split test (or train), not `{split}`");
         }
         let val = pick(Split::Val);
-        let val_gold = gold_of(&val);
+        let val_gold = zsc_core::data::gold_indices(&val, &labels);
         eprintln!("tuning the threshold on {} val text(s)", val.len());
         let val_scores = score_all(&clf, &cache, &val)?;
         let (t, f1) = best_micro_f1_threshold(&val_scores, &val_gold).with_context(|| {
@@ -547,9 +543,7 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
         Some(f) => unique_labels(&load_samples(f).with_context(|| format!("loading labels from {}", f.display()))?),
         None => unique_labels(&samples),
     };
-    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
-    let gold: Vec<Vec<usize>> =
-        samples.iter().map(|s| s.labels.iter().filter_map(|l| index.get(l.as_str()).copied()).collect()).collect();
+    let gold = zsc_core::data::gold_indices(&samples, &labels);
     eprintln!(
         "calibrating on {} text(s) of {} (split {split}, ratios {}/{}/{}, seed {seed}) against {} label(s)",
         samples.len(),
