@@ -143,8 +143,18 @@ pub struct PreparedBatch {
     pub labels: TokenBatch,
 }
 
-/// Fixed token lengths (texts, labels) for CUDA graphs, whose input shapes never change.
+/// Token lengths for CUDA graphs, whose input shapes never change: (`max_length` of the texts,
+/// the longest templated label). Texts are padded to their [`text_bucket`], labels to the longest.
 pub type StaticLengths = Option<(usize, usize)>;
+
+/// The padded length of a CUDA-graph batch of texts whose longest has `seq` tokens: the next of
+/// four buckets (`max_length` × 1/4, 2/4, 3/4, 1, in multiples of 8), so at most four graphs cover
+/// every batch and a batch of short texts does not pay for `max_length` (at batch 512 padding
+/// everything to 64 made graph steps slower than PyTorch's eager ones).
+pub fn text_bucket(seq: usize, max_length: usize) -> usize {
+    let step = max_length.div_ceil(4).next_multiple_of(8);
+    (seq.div_ceil(step) * step).clamp(step.min(max_length), max_length)
+}
 
 /// Tokenise the batch of `step` (padded to `lengths` when given).
 pub fn prepare(
@@ -162,7 +172,7 @@ pub fn prepare(
     let mut texts = tok.encode_batch(&texts)?;
     let mut labels = tok.encode_batch(&labels)?;
     if let Some((t, l)) = lengths {
-        texts = texts.padded_to(t, tok.pad_id());
+        texts = texts.padded_to(text_bucket(texts.seq, t), tok.pad_id());
         labels = labels.padded_to(l, tok.pad_id());
     }
     Ok(PreparedBatch { step, source, pairs, texts, labels })
@@ -208,6 +218,23 @@ impl Prefetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_text_lengths_fall_in_four_buckets() {
+        let buckets = |max: usize| -> Vec<usize> {
+            let mut b: Vec<usize> = (0..=max).map(|seq| text_bucket(seq, max)).collect();
+            b.dedup();
+            b
+        };
+        assert_eq!(buckets(64), vec![16, 32, 48, 64]);
+        assert_eq!(buckets(128), vec![32, 64, 96, 128]);
+        assert_eq!(buckets(10), vec![8, 10], "never past max_length");
+        for seq in 0..=64 {
+            assert!(text_bucket(seq, 64) >= seq, "a bucket holds its batch");
+        }
+        assert_eq!(text_bucket(17, 64), 32);
+        assert_eq!(text_bucket(16, 64), 16);
+    }
 
     #[test]
     fn one_source_is_the_plain_seeded_epoch_order() {

@@ -5,7 +5,8 @@
 //!   fused AdamW and foreach clipping (a few kernel launches instead of ~10 per tensor).
 //! - **CUDA graph**: after 3 eager warm-up steps on a side stream, the whole step is captured once
 //!   per batch shape and replayed, so the host launches one graph instead of ~1,500 kernels; inputs
-//!   live in static device tensors refreshed before each replay (texts padded to `max_length`).
+//!   live in static device tensors refreshed before each replay (texts padded to one of four
+//!   length buckets, [`crate::batches::text_bucket`]: one graph per bucket).
 //!   If the capture fails the run continues eagerly.
 
 use std::collections::HashMap;
@@ -64,7 +65,8 @@ fn params_of(opt: &AdamW) -> Vec<&Tensor> {
     opt.params.iter().map(|p| &p.param).collect()
 }
 
-/// A captured step for one batch size, with its static inputs and outputs.
+/// A captured step for one batch shape (pairs, text length, label length), with its static
+/// inputs and outputs.
 pub struct GraphStep {
     graph: CudaGraph,
     texts: BatchTensors,
@@ -108,7 +110,11 @@ impl GraphStep {
         match warmup? {
             Some((loss, norm)) => Ok(StepResult { loss, grad_norm: norm }),
             None => {
-                tracing::info!("captured the training step as a CUDA graph (batch of {})", b.pairs.len());
+                tracing::info!(
+                    "captured the training step as a CUDA graph (batch of {}, texts padded to {} tokens)",
+                    b.pairs.len(),
+                    b.texts.seq
+                );
                 self.run(model, opt, b, s)
             }
         }
@@ -138,7 +144,7 @@ impl GraphStep {
 pub enum StepEngine {
     Cpu,
     CudaEager,
-    CudaGraphs(HashMap<usize, GraphStep>),
+    CudaGraphs(HashMap<(usize, usize, usize), GraphStep>),
 }
 
 impl StepEngine {
@@ -175,7 +181,7 @@ impl StepEngine {
             StepEngine::CudaEager => cuda_eager_step(model, opt, b, lr, s),
             StepEngine::CudaGraphs(graphs) => {
                 opt.set_fused_lr(lr);
-                let key = b.pairs.len();
+                let key = (b.pairs.len(), b.texts.seq, b.labels.seq);
                 if !graphs.contains_key(&key) {
                     graphs.insert(key, GraphStep::new(b, s, model.device())?);
                 }
