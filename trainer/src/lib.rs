@@ -6,6 +6,7 @@
 //! [`ZscModel::encode`], [`ZscModel::token_embeddings`], [`ZscModel::score_matrix`] and
 //! [`eval::score_texts_labels`] give hidden states, ColBERT token embeddings and scores.
 
+pub mod anchor;
 pub mod batches;
 pub mod bert;
 pub mod calibrate;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use tch::{Device, Tensor};
 use zsc_core::{LossKind, Precision};
 
+use crate::anchor::BaseAnchor;
 use crate::batches::PreparedBatch;
 use crate::error::{Result, TrainerError};
 use crate::fast_ops::{self, CudaGraph};
@@ -22,13 +23,15 @@ use crate::models::{BatchTensors, ZscModel};
 use crate::optim::AdamW;
 
 /// What a step needs besides the batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct StepSettings {
     pub loss: LossKind,
     pub pos_weight_scale: Option<f64>,
     pub max_grad_norm: f64,
     pub precision: Precision,
     pub seed: u64,
+    /// The frozen base and its weight in the loss (`anchor_weight` > 0).
+    pub anchor: Option<BaseAnchor>,
 }
 
 /// A step's train loss and gradient norm before clipping: 0-dim tensors on the device, not read.
@@ -44,7 +47,14 @@ fn seed_step(seed: u64, step: usize) {
 
 /// Forward and loss (under bf16 autocast when asked; `cache` off inside a graph capture).
 fn forward_loss(model: &ZscModel, texts: &BatchTensors, labels: &BatchTensors, targets: &LossTargets, s: &StepSettings, cache: bool) -> Result<Tensor> {
-    let run = || Ok(batch_loss(&model.score_matrix_tensors(texts, labels, true)?, targets, s.loss));
+    let run = || {
+        let logits = model.score_matrix_tensors(texts, labels, true)?;
+        let loss = batch_loss(&logits, targets, s.loss);
+        Ok(match &s.anchor {
+            Some(anchor) => loss + anchor.loss(&logits, &anchor.scores(texts, labels), &targets.other_positives),
+            None => loss,
+        })
+    };
     match s.precision {
         Precision::Fp32 => run(),
         Precision::Bf16 => fast_ops::with_bf16_autocast(model.device(), cache, run),

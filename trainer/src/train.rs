@@ -16,6 +16,7 @@ use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, Split, TrainConfig};
 
+use crate::anchor::BaseAnchor;
 use crate::batches::{pairs_by_source, BatchPlan, Prefetcher, SourcePairs, StaticLengths};
 use crate::bert::BertConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
@@ -222,6 +223,7 @@ impl<'a> Trainer<'a> {
             max_grad_norm: cfg.max_grad_norm,
             precision: cfg.precision,
             seed: cfg.seed,
+            anchor: (cfg.anchor_weight > 0.0).then(|| BaseAnchor::load(&base, device, cfg.anchor_weight)).transpose()?,
         };
         let summary = TrainSummary {
             run_dir: run_dir.clone(),

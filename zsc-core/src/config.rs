@@ -205,10 +205,15 @@ pub struct TrainConfig {
     pub similarity: Similarity,
     /// Init of the ColBERT projection: `orthogonal` (keeps the base geometry at step 0) or `kaiming`.
     pub colbert_init: ColbertInit,
+    /// Weight of the base anchor (0 = off): a frozen copy of `base_model` scores each batch, and
+    /// the loss adds this × the cross-entropy of the model's in-batch score distributions against
+    /// the base's (cosine × 20), so training moves away from the base only where the data says so.
+    pub anchor_weight: f64,
     /// `fp32 | bf16` (bf16 autocast of the forward pass; for GPUs).
     pub precision: Precision,
-    /// On CUDA, capture the training step once as a CUDA graph and replay it (static shapes:
-    /// texts padded to `max_length`); falls back to eager steps if the capture fails. Off by
+    /// On CUDA, capture the training step as a CUDA graph and replay it (static shapes: texts
+    /// padded to one of four length buckets, one graph each); falls back to eager steps if the
+    /// capture fails. Off by
     /// default until `scripts/gpu_check.sh` has compared its quality with eager steps on a GPU.
     pub cuda_graphs: bool,
     /// At the end of training, fit the probability calibration (softmax temperature; multi-label
@@ -261,6 +266,7 @@ impl Default for TrainConfig {
             similarity: Similarity::Dot,
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
+            anchor_weight: 0.0,
             cuda_graphs: false,
             calibrate: true,
             log_every: 25,
@@ -354,6 +360,9 @@ impl TrainConfig {
                     return Err(CoreError::Config { field: field.into(), message: format!("must be >= 0, got {v}") });
                 }
             }
+        }
+        if !self.anchor_weight.is_finite() || self.anchor_weight < 0.0 {
+            return Err(CoreError::Config { field: "anchor_weight".into(), message: format!("must be >= 0, got {}", self.anchor_weight) });
         }
         if !self.source_sampling_alpha.is_finite() || self.source_sampling_alpha < 0.0 {
             return Err(CoreError::Config {
