@@ -405,3 +405,38 @@ fn training_ends_with_calibrated_checkpoints() {
     let best = s.cfg.output_dir.join("uncalibrated").join("best");
     assert!(zsc_core::Calibration::load_from_checkpoint(&best).unwrap().is_none());
 }
+
+/// How far a checkpoint's in-batch score distributions are from the base's on a fixed batch (the
+/// anchor term itself, `trainer::anchor::anchor_term`).
+fn drift_from_base(run: &Path, base: &Path) -> f64 {
+    let ckpt = Checkpoint::load(&run.join("last"), Device::Cpu).unwrap();
+    let texts = ckpt.tokenizer.encode_batch(&["tell me about the rain", "i need help with my loan now", "what about pasta today", "songs to play while i bake"]).unwrap();
+    let labels = ckpt.tokenizer.encode_batch(&["weather", "banking", "cooking", "music"]).unwrap();
+    let logits = ckpt.model.score_matrix(&texts, &labels, false).unwrap();
+    let anchor = trainer::anchor::BaseAnchor::load(base, Device::Cpu, 1.0).unwrap();
+    let t = trainer::models::BatchTensors::new(&texts, Device::Cpu).unwrap();
+    let l = trainer::models::BatchTensors::new(&labels, Device::Cpu).unwrap();
+    let none = tch::Tensor::zeros([4, 4], (tch::Kind::Bool, Device::Cpu));
+    trainer::anchor::anchor_term(&logits, &anchor.scores(&t, &l), &none).double_value(&[])
+}
+
+#[test]
+fn the_base_anchor_keeps_scores_near_the_base() {
+    let mut drift = Vec::new();
+    for (name, weight) in [("free", 0.0), ("anchored", 20.0)] {
+        let mut s = setup(ModelType::BiEncoder, name);
+        s.cfg.similarity = zsc_core::Similarity::Cosine;
+        s.cfg.max_steps = 20;
+        s.cfg.val_every = 20;
+        s.cfg.calibrate = false;
+        s.cfg.anchor_weight = weight;
+        let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
+        assert!(summary.losses.iter().all(|(_, l)| l.is_finite()), "{:?}", summary.losses);
+        drift.push(drift_from_base(&s.cfg.output_dir.join(name), &s.root.join("tiny-bert")));
+    }
+    eprintln!("anchor term after training, free vs anchored: {drift:?}");
+    assert!(drift[1] < drift[0], "anchored training must stay closer to the base: {drift:?}");
+    let mut s = setup(ModelType::BiEncoder, "bad");
+    s.cfg.anchor_weight = -1.0;
+    assert!(train(&s.cfg, &TrainOptions::default()).unwrap_err().to_string().contains("anchor_weight"));
+}
