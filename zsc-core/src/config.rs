@@ -213,8 +213,8 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// On CUDA, capture the training step as a CUDA graph and replay it (static shapes: texts
     /// padded to one of four length buckets, one graph each); falls back to eager steps if the
-    /// capture fails. Off by
-    /// default until `scripts/gpu_check.sh` has compared its quality with eager steps on a GPU.
+    /// capture fails. On by default (an H100 measured 3.3x the eager step at batch 32, the same
+    /// held-out quality: README "GPU training"); the CPU ignores it.
     pub cuda_graphs: bool,
     /// At the end of training, fit the probability calibration (softmax temperature; multi-label
     /// temperature and bias) on the val split and write `calibration.json` into `best/` and
@@ -267,7 +267,7 @@ impl Default for TrainConfig {
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
             anchor_weight: 0.0,
-            cuda_graphs: false,
+            cuda_graphs: true,
             calibrate: true,
             log_every: 25,
             per_architecture: Default::default(),
