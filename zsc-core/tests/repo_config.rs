@@ -1,0 +1,40 @@
+//! The repository's own `config.yml` (what `trainer train` and `make demo` use when no config is
+//! named) loads for every architecture, names files that exist, and keeps the protocol's promise:
+//! checkpoints are chosen on the held-out *dev* files only, never on the files the README reports.
+
+use std::path::{Path, PathBuf};
+
+use zsc_core::config::{ModelType, TrainConfig};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn repo_config() -> TrainConfig {
+    TrainConfig::load(&repo().join("config.yml")).unwrap_or_else(|e| panic!("config.yml: {e}"))
+}
+
+#[test]
+fn config_yml_resolves_for_every_architecture() {
+    let cfg = repo_config();
+    for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+        let mut c = cfg.clone();
+        c.model_type = model_type;
+        let resolved = c
+            .with_architecture_defaults(&Default::default())
+            .unwrap_or_else(|e| panic!("config.yml for {model_type}: {e}"));
+        assert!(resolved.per_architecture.is_empty());
+        assert!(repo().join(&resolved.data).is_file(), "{}: no such data file", resolved.data.display());
+    }
+}
+
+#[test]
+fn config_yml_probes_dev_files_only() {
+    let cfg = repo_config();
+    assert!(cfg.probe_data.len() >= 4, "the probe is the four held-out tasks: {:?}", cfg.probe_data);
+    for path in &cfg.probe_data {
+        assert!(repo().join(path).is_file(), "{}: no such probe file", path.display());
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(name.ends_with("_dev.json"), "{name}: probe files must be dev files (tests are reported, never chosen on)");
+    }
+}
