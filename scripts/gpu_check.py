@@ -52,7 +52,9 @@ def steady_rate(metrics_path, skip):
 
 def ours(a, batch, precision, graphs, steps):
     name = f"speed_b{batch}_{precision}_{'graph' if graphs else 'eager'}"
+    # the step the PyTorch peer takes: no base anchor (its extra forward), the peer's label template
     sets = {"probe_data": "null", "val_batches": "1", "val_every": str(steps), "precision": precision,
+            "anchor_weight": "0.0", "label_template": '"This text is about {}."',
             "cuda_graphs": "true" if graphs else "false", "log_every": "25", "calibrate": "false", **a.base_set}
     cmd = [a.trainer, "train", "--config", "config.yml", "--run-name", name, "--output-dir", a.runs,
            "--max-steps", str(steps), "--batch-size", str(batch), "--device", a.device]
