@@ -65,6 +65,12 @@ def run_one(args, spec):
         row.update(best_step=best["step"], dev_macro=best["probe_top1"], dev=best.get("probe_tasks", {}),
                    dev_curve=[(m["step"], round(m["probe_top1"], 4)) for m in probed],
                    steps_per_s=metrics[-1].get("steps_per_s"))
+    merge_path = os.path.join(run_dir, "base_merge.json")
+    if os.path.exists(merge_path):  # base_merge: best_probe/ may now hold a merge with the base
+        merge = json.load(open(merge_path))
+        row["base_merge"] = merge
+        kept = next(t for t in merge["trials"] if t["weight"] == merge["chosen_weight"])
+        row.update(dev_macro=kept["probe_top1"], dev=kept["probe_tasks"])
     ckpt = os.path.join(run_dir, "best_probe")
     info = os.path.join(ckpt, "zsc_checkpoint.json")
     if os.path.exists(info):  # step 0 (the base kept because no trained step beat it) has no metrics record

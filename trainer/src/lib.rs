@@ -16,6 +16,7 @@ pub mod error;
 pub mod eval;
 pub mod fast_ops;
 pub mod loss;
+pub mod merge;
 pub mod metrics;
 pub mod models;
 pub mod optim;

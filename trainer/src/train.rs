@@ -23,6 +23,7 @@ use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
 use crate::device::parse_device;
 use crate::error::{Result, TrainerError};
 use crate::loss::{batch_loss, LossTargets};
+use crate::merge::{choose_merge, MergeEnds};
 use crate::metrics::MetricsLog;
 pub use crate::metrics::{read_metrics, MetricsRecord};
 use crate::models::ZscModel;
@@ -424,7 +425,7 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn finish(self, end: usize) -> Result<TrainSummary> {
+    fn finish(mut self, end: usize) -> Result<TrainSummary> {
         self.pb.finish_and_clear();
         let step = self.summary.steps;
         let interrupted = self.opts.stop_after.is_some_and(|s| s < self.cfg.max_steps);
@@ -435,12 +436,47 @@ impl<'a> Trainer<'a> {
         if !interrupted {
             self.plot();
             self.warn_if_base_kept();
+            if !self.cfg.base_merge.is_empty() {
+                self.merge_with_base()?;
+            }
             if self.cfg.calibrate {
                 crate::calibrate::calibrate_checkpoints(self.cfg, &self.run_dir, self.model.device())?;
             }
         }
         debug_assert!(step <= end);
         Ok(self.summary)
+    }
+
+    /// `base_merge`: interpolates `best_probe/` with the base at each configured weight and keeps
+    /// the best on the probe ([`crate::merge`]); `base_merge.json` records the trials.
+    fn merge_with_base(&mut self) -> Result<()> {
+        let Some(probe) = &self.data.probe else {
+            tracing::warn!("base_merge is chosen on the zero-shot probe, and this run has no probe_data: no merge");
+            return Ok(());
+        };
+        let dir = checkpoint::resolve_checkpoint_dir(&self.run_dir.join("best_probe"))?;
+        let info = CheckpointInfo::load(&dir)?;
+        if info.step == 0 {
+            tracing::info!("best_probe/ holds the untrained base: nothing to merge");
+            return Ok(());
+        }
+        self.model.load_weights(&dir.join(checkpoint_files::WEIGHTS))?;
+        let unmerged = probe.evaluate(&self.model, &self.tok)?;
+        let ends = MergeEnds::new(&self.model, std::path::Path::new(&self.cfg.base_model))?;
+        let report = choose_merge(&self.model, &ends, &self.cfg.base_merge, probe, &self.tok, info.step, unmerged)?;
+        zsc_core::manifest::write_json_atomic(&self.run_dir.join("base_merge.json"), &report)?;
+        let chosen = report.trials.iter().find(|t| t.weight == report.chosen_weight).map_or(f64::NAN, |t| t.probe_top1);
+        if report.chosen_weight < 1.0 {
+            tracing::info!(
+                "best_probe/ (step {}) merged with the base at weight {}: probe top-1 {:.4} (unmerged {:.4})",
+                info.step, report.chosen_weight, chosen, report.trials[0].probe_top1
+            );
+            self.best_probe = Some(chosen);
+            self.save("best_probe", info.step, info.val_loss, false)?;
+        } else {
+            tracing::info!("best_probe/ (step {}) kept unmerged: no merge with the base scored higher on the probe", info.step);
+        }
+        Ok(())
     }
 
     /// Says so when no trained step beat step 0 on the probe (best_probe/ then holds the base).

@@ -209,6 +209,12 @@ pub struct TrainConfig {
     /// the loss adds this × the cross-entropy of the model's in-batch score distributions against
     /// the base's (cosine × 20), so training moves away from the base only where the data says so.
     pub anchor_weight: f64,
+    /// Merging with the base after training (0 < w <= 1 each): `best_probe/`'s encoder is
+    /// interpolated as `w * trained + (1 - w) * base` for every listed `w`, each merge is scored on
+    /// the zero-shot probe, and `best_probe/` keeps the best of them and the unmerged model (needs
+    /// `probe_data`; empty = off). Weight-space ensembling (WiSE-FT): README "Zero-shot quality".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_merge: Vec<f64>,
     /// `fp32 | bf16` (bf16 autocast of the forward pass; for GPUs).
     pub precision: Precision,
     /// On CUDA, capture the training step as a CUDA graph and replay it (static shapes: texts
@@ -267,6 +273,7 @@ impl Default for TrainConfig {
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
             anchor_weight: 0.0,
+            base_merge: Vec::new(),
             cuda_graphs: true,
             calibrate: true,
             log_every: 25,
@@ -363,6 +370,9 @@ impl TrainConfig {
         }
         if !self.anchor_weight.is_finite() || self.anchor_weight < 0.0 {
             return Err(CoreError::Config { field: "anchor_weight".into(), message: format!("must be >= 0, got {}", self.anchor_weight) });
+        }
+        if let Some(w) = self.base_merge.iter().find(|w| !(w.is_finite() && **w > 0.0 && **w <= 1.0)) {
+            return Err(CoreError::Config { field: "base_merge".into(), message: format!("each weight must be in (0, 1], got {w}") });
         }
         if !self.source_sampling_alpha.is_finite() || self.source_sampling_alpha < 0.0 {
             return Err(CoreError::Config {

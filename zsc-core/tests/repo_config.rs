@@ -38,3 +38,29 @@ fn config_yml_probes_dev_files_only() {
         assert!(name.ends_with("_dev.json"), "{name}: probe files must be dev files (tests are reported, never chosen on)");
     }
 }
+
+/// Every recipe of the grid files (`scripts/zero_shot_grid*.json`, what `zero_shot_grid.py` and
+/// the GPU check pass as `--set` over `config.yml`) is a valid config: a typo must not cost a GPU
+/// session.
+#[test]
+fn grid_recipes_are_valid_configs() {
+    let base: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(repo().join("config.yml")).unwrap()).unwrap();
+    let mut checked = 0;
+    for file in ["scripts/zero_shot_grid_gpu.json", "scripts/zero_shot_grid_runs.json"] {
+        let recipes: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(repo().join(file)).unwrap()).unwrap();
+        for r in recipes {
+            let mut cfg = base.clone();
+            let map = cfg.as_mapping_mut().unwrap();
+            if let Some(t) = r.get("model_type") {
+                map.insert("model_type".into(), serde_yaml::to_value(t).unwrap());
+            }
+            for (k, v) in r["set"].as_object().into_iter().flatten() {
+                map.insert(k.as_str().into(), serde_yaml::to_value(v).unwrap());
+            }
+            let text = serde_yaml::to_string(&cfg).unwrap();
+            TrainConfig::from_yaml_str(&text, Path::new(file)).unwrap_or_else(|e| panic!("{file} {}: {e}", r["name"]));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "{checked}");
+}
