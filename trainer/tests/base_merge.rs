@@ -58,11 +58,13 @@ fn training_keeps_the_best_merge_on_the_probe() {
     // surely improves on it, so best_probe/ is a trained step and the merge runs
     let probe = s.cfg.data.clone();
     s.cfg.probe_data = vec![probe.clone()];
-    s.cfg.max_steps = 20;
-    s.cfg.val_every = 5;
+    s.cfg.max_steps = 60;
+    s.cfg.val_every = 20;
+    s.cfg.learning_rate = 5e-3;
     s.cfg.calibrate = false;
     s.cfg.base_merge = vec![0.5, 0.25];
     let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
+    eprintln!("probe curve: {:?}", summary.probe_top1);
     let run = summary.run_dir;
     let best_probe = Checkpoint::load(&run.join("best_probe"), Device::Cpu).unwrap();
     assert!(best_probe.info.step > 0, "the tiny run must beat step 0 on the probe for this test to merge anything");
