@@ -2,7 +2,7 @@
 //! the best merge on the zero-shot probe is kept; the weights are exactly
 //! `w * trained + (1 - w) * base` on the encoder, the heads as trained.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tch::{Device, Tensor};
@@ -16,22 +16,7 @@ use zsc_core::metrics::EvalReport;
 use zsc_core::ModelType;
 
 mod common;
-use common::setup;
-
-/// A held-out task whose labels the tiny training data never has.
-fn write_probe(root: &Path) -> PathBuf {
-    let p = root.join("probe.json");
-    let samples = serde_json::json!([
-        {"text": "bring an umbrella, rain and storm later", "labels": ["umbrella"]},
-        {"text": "play the guitar song again", "labels": ["replay"]},
-        {"text": "move money to my deposit account", "labels": ["wire"]},
-        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
-        {"text": "who scored the goal in the match", "labels": ["results"]},
-        {"text": "is it going to snow in the hills", "labels": ["umbrella"]},
-    ]);
-    std::fs::write(&p, samples.to_string()).unwrap();
-    p
-}
+use common::{setup, write_unseen_probe};
 
 fn eval_top1(model_path: &Path, data: &Path) -> f64 {
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -89,7 +74,7 @@ fn training_keeps_the_best_merge_on_the_probe() {
 #[test]
 fn a_merge_is_the_interpolation_of_the_encoders_with_the_heads_as_trained() {
     let mut s = setup(ModelType::PolyEncoder, "plain");
-    let probe_path = write_probe(&s.root);
+    let probe_path = write_unseen_probe(&s.root);
     s.cfg.max_steps = 10;
     s.cfg.val_every = 10;
     s.cfg.calibrate = false;

@@ -15,7 +15,7 @@ use zsc_core::metrics::EvalReport;
 use zsc_core::{ModelType, TrainConfig};
 
 mod common;
-use common::{mean, setup};
+use common::{mean, setup, write_unseen_probe};
 
 fn eval_json(model_path: &Path, extra: &[&str]) -> EvalReport {
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -201,16 +201,7 @@ fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
     let s = setup(ModelType::BiEncoder, "unused");
     let cfg_path = s.root.join("config.yml");
     std::fs::write(&cfg_path, serde_yaml::to_string(&s.cfg).unwrap()).unwrap();
-    // labels the tiny training data never has
-    let probe = s.root.join("probe.json");
-    let samples = serde_json::json!([
-        {"text": "bring an umbrella, rain and storm later", "labels": ["umbrella"]},
-        {"text": "play the guitar song again", "labels": ["replay"]},
-        {"text": "move money to my deposit account", "labels": ["wire"]},
-        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
-        {"text": "who scored the goal in the match", "labels": ["results"]},
-    ]);
-    std::fs::write(&probe, samples.to_string()).unwrap();
+    let probe = write_unseen_probe(&s.root);
     let trainer = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
         c.args(["train", "--config"]).arg(&cfg_path).args(["--run-name", "probe", "--device", "cpu"]);

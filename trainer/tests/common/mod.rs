@@ -31,6 +31,21 @@ pub fn write_data(path: &Path) {
     std::fs::write(path, serde_json::to_string(&samples).unwrap()).unwrap();
 }
 
+/// A held-out task at `root/probe.json`: five texts with labels the tiny training data never has.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn write_unseen_probe(root: &Path) -> PathBuf {
+    let p = root.join("probe.json");
+    let samples = serde_json::json!([
+        {"text": "bring an umbrella, rain and storm later", "labels": ["umbrella"]},
+        {"text": "play the guitar song again", "labels": ["replay"]},
+        {"text": "move money to my deposit account", "labels": ["wire"]},
+        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
+        {"text": "who scored the goal in the match", "labels": ["results"]},
+    ]);
+    std::fs::write(&p, samples.to_string()).unwrap();
+    p
+}
+
 pub struct Setup {
     pub _dir: tempfile::TempDir,
     pub root: PathBuf,
