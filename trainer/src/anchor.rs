@@ -52,23 +52,27 @@ impl BaseAnchor {
     }
 
     /// `weight` × the anchor term of the trained model's `logits` against the base's `base_logits`
-    /// (both `[B,B]`), entries in `masked` (other positives) left out of both distributions.
+    /// (both `[B,B+K]`), entries in `masked` (other positives, fillers) left out of both.
     pub fn loss(&self, logits: &Tensor, base_logits: &Tensor, masked: &Tensor) -> Tensor {
         anchor_term(logits, base_logits, masked) * self.weight
     }
 }
 
 /// Mean over rows and columns of the cross-entropy of softmax(`logits`) against
-/// softmax(`base_logits`), `masked` entries excluded. Equals the KL divergence plus the base's
-/// (constant) entropy, so its gradient is the KL's.
+/// softmax(`base_logits`), `masked` entries excluded; rows over all B+K labels, columns over the
+/// B pairs' labels (as in the training loss). Equals the KL divergence plus the base's (constant)
+/// entropy, so its gradient is the KL's.
 pub fn anchor_term(logits: &Tensor, base_logits: &Tensor, masked: &Tensor) -> Tensor {
+    let b = logits.size()[0];
     let logits = logits.to_kind(Kind::Float).masked_fill(masked, BaseAnchor::MASKED);
     let base = base_logits.to_kind(Kind::Float).masked_fill(masked, BaseAnchor::MASKED);
-    let cross_entropy = |dim: i64| -> Tensor {
+    let cross_entropy = |logits: &Tensor, base: &Tensor, dim: i64| -> Tensor {
         let target = base.softmax(dim, Kind::Float);
         -(target * logits.log_softmax(dim, Kind::Float)).sum_dim_intlist(dim, false, Kind::Float).mean(Kind::Float)
     };
-    (cross_entropy(1) + cross_entropy(0)) * 0.5
+    let rows = cross_entropy(&logits, &base, 1);
+    let cols = cross_entropy(&logits.narrow(1, 0, b), &base.narrow(1, 0, b), 0);
+    (rows + cols) * 0.5
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 //! from an RNG seeded by (seed, s), and within a source batches are consecutive slices of that
 //! source's seeded per-epoch shuffle. Everything is a function of the step, so `--resume`
 //! replays the same order. With one source this is exactly the plain seeded epoch order.
+//! With `label_negatives` = K, every batch also carries K more labels of its source that none of
+//! its texts has (drawn per step, seeded): each text is then scored against B + K labels, closer
+//! to evaluation, where a text competes with every label of its task.
 //! A worker thread tokenises the next batches while the current step runs.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
@@ -23,6 +27,42 @@ pub struct SourcePairs {
     /// The samples' `source` (`"default"` for samples without one).
     pub name: String,
     pub pairs: Vec<Pair>,
+    /// Its distinct labels, sorted (where label negatives are drawn from).
+    labels: Vec<String>,
+    /// Every label of each text (a multi-label text has several pairs).
+    labels_of_text: HashMap<String, Vec<String>>,
+}
+
+impl SourcePairs {
+    pub fn new(name: String, pairs: Vec<Pair>) -> Self {
+        let labels: BTreeSet<&str> = pairs.iter().map(|p| p.label.as_str()).collect();
+        let labels = labels.into_iter().map(str::to_owned).collect();
+        let mut labels_of_text: HashMap<String, Vec<String>> = HashMap::new();
+        for p in &pairs {
+            labels_of_text.entry(p.text.clone()).or_default().push(p.label.clone());
+        }
+        SourcePairs { name, pairs, labels, labels_of_text }
+    }
+
+    /// `k` labels of this source that no text of `batch` has, in a seeded order of `step`, each
+    /// with `false`; when the source has fewer such labels the rest are fillers (the batch's
+    /// first label, `true`), which the loss leaves out. Always `k` entries, so shapes stay fixed.
+    pub fn label_negatives(&self, batch: &[Pair], k: usize, seed: u64, step: usize) -> Vec<(String, bool)> {
+        if k == 0 || batch.is_empty() {
+            return Vec::new();
+        }
+        let taken: BTreeSet<&str> = batch
+            .iter()
+            .flat_map(|p| self.labels_of_text.get(&p.text).into_iter().flatten().chain(std::iter::once(&p.label)))
+            .map(String::as_str)
+            .collect();
+        let mut free: Vec<&String> = self.labels.iter().filter(|l| !taken.contains(l.as_str())).collect();
+        let mut rng = SplitMix64::new(seed ^ (step as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ 0x27BB_2EE6_87B0_B0FD);
+        rng.shuffle(&mut free);
+        let mut out: Vec<(String, bool)> = free.into_iter().take(k).map(|l| (l.clone(), false)).collect();
+        out.resize(k, (batch[0].label.clone(), true));
+        out
+    }
 }
 
 /// Pairs grouped by source, sources sorted by name.
@@ -31,7 +71,7 @@ pub fn pairs_by_source(samples: &[Sample]) -> Vec<SourcePairs> {
     for s in samples {
         groups.entry(s.source.clone().unwrap_or_else(|| "default".into())).or_default().push(s.clone());
     }
-    groups.into_iter().map(|(name, ss)| SourcePairs { name, pairs: expand_pairs(&ss) }).collect()
+    groups.into_iter().map(|(name, ss)| SourcePairs::new(name, expand_pairs(&ss))).collect()
 }
 
 /// The seeded order of pair indices in `epoch`.
@@ -74,6 +114,10 @@ impl BatchPlan {
             next_step: 0,
             cached_order: None,
         }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// Probability of each source.
@@ -139,8 +183,10 @@ pub struct PreparedBatch {
     pub source: usize,
     pub pairs: Vec<Pair>,
     pub texts: TokenBatch,
-    /// The labels with the label template applied.
+    /// The labels with the label template applied: the pairs' labels, then the label negatives.
     pub labels: TokenBatch,
+    /// One per label negative: true where it is a filler (left out of the loss).
+    pub negative_fillers: Vec<bool>,
 }
 
 /// Token lengths for CUDA graphs, whose input shapes never change: (`max_length` of the texts,
@@ -156,26 +202,32 @@ pub fn text_bucket(seq: usize, max_length: usize) -> usize {
     (seq.div_ceil(step) * step).clamp(step.min(max_length), max_length)
 }
 
-/// Tokenise the batch of `step` (padded to `lengths` when given).
-pub fn prepare(
-    plan: &mut BatchPlan,
-    sources: &[SourcePairs],
-    tok: &TextTokenizer,
-    template: Option<&str>,
-    step: usize,
-    lengths: StaticLengths,
-) -> Result<PreparedBatch> {
+/// How batches are tokenised: the label template, the label negatives per batch, and the static
+/// token lengths (CUDA graphs).
+#[derive(Debug, Clone)]
+pub struct BatchShape {
+    pub template: Option<String>,
+    pub label_negatives: usize,
+    pub lengths: StaticLengths,
+}
+
+/// Tokenise the batch of `step` with its label negatives (padded to `shape.lengths` when given).
+pub fn prepare(plan: &mut BatchPlan, sources: &[SourcePairs], tok: &TextTokenizer, shape: &BatchShape, step: usize) -> Result<PreparedBatch> {
     let (source, idx) = plan.batch(step);
     let pairs: Vec<Pair> = idx.into_iter().map(|i| sources[source].pairs[i].clone()).collect();
+    let negatives = sources[source].label_negatives(&pairs, shape.label_negatives, plan.seed(), step);
     let texts: Vec<&str> = pairs.iter().map(|p| p.text.as_str()).collect();
-    let labels: Vec<String> = pairs.iter().map(|p| apply_template(template, &p.label)).collect();
+    let template = shape.template.as_deref();
+    let labels: Vec<String> =
+        pairs.iter().map(|p| p.label.as_str()).chain(negatives.iter().map(|n| n.0.as_str())).map(|l| apply_template(template, l)).collect();
     let mut texts = tok.encode_batch(&texts)?;
     let mut labels = tok.encode_batch(&labels)?;
-    if let Some((t, l)) = lengths {
+    if let Some((t, l)) = shape.lengths {
         texts = texts.padded_to(text_bucket(texts.seq, t), tok.pad_id());
         labels = labels.padded_to(l, tok.pad_id());
     }
-    Ok(PreparedBatch { step, source, pairs, texts, labels })
+    let negative_fillers = negatives.into_iter().map(|n| n.1).collect();
+    Ok(PreparedBatch { step, source, pairs, texts, labels, negative_fillers })
 }
 
 /// Batches of steps `start..end`, prepared on a worker thread a few steps ahead.
@@ -191,14 +243,13 @@ impl Prefetcher {
         mut plan: BatchPlan,
         sources: Arc<Vec<SourcePairs>>,
         tok: TextTokenizer,
-        template: Option<String>,
+        shape: BatchShape,
         steps: std::ops::Range<usize>,
-        lengths: StaticLengths,
     ) -> Prefetcher {
         let (tx, rx) = sync_channel(Self::AHEAD);
         std::thread::spawn(move || {
             for step in steps {
-                let batch = prepare(&mut plan, &sources, &tok, template.as_deref(), step, lengths);
+                let batch = prepare(&mut plan, &sources, &tok, &shape, step);
                 let failed = batch.is_err();
                 // the receiver is gone when training stopped early: nothing more to do
                 if tx.send(batch).is_err() || failed {
@@ -305,5 +356,27 @@ mod tests {
         let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["b", "default"]);
         assert_eq!(groups[0].pairs.len(), 3);
+    }
+
+    #[test]
+    fn label_negatives_are_source_labels_that_no_batch_text_has() {
+        let p = |t: &str, l: &str| Pair { text: t.into(), label: l.into() };
+        let all = vec![p("t1", "a"), p("t1", "b"), p("t2", "c"), p("t3", "d"), p("t4", "e"), p("t5", "f")];
+        let src = SourcePairs::new("s".into(), all.clone());
+        // t1's pair with "a" is in the batch, its "b" pair is not: "b" is still t1's label
+        let batch = vec![all[0].clone(), all[2].clone()];
+        let mut got: Vec<(String, bool)> = src.label_negatives(&batch, 3, 7, 4);
+        assert_eq!(got, src.label_negatives(&batch, 3, 7, 4), "a function of (seed, step)");
+        got.sort();
+        assert_eq!(got, [("d".to_string(), false), ("e".into(), false), ("f".into(), false)]);
+        // more than the source has: the rest are fillers, so the shape stays fixed
+        let padded = src.label_negatives(&batch, 5, 7, 4);
+        assert_eq!(padded.len(), 5);
+        assert_eq!(padded.iter().filter(|n| n.1).count(), 2);
+        assert!(padded.iter().filter(|n| n.1).all(|n| n.0 == "a"));
+        assert!(src.label_negatives(&batch, 0, 7, 4).is_empty());
+        // the draw changes with the step
+        let firsts: BTreeSet<String> = (0..20).map(|step| src.label_negatives(&batch, 1, 7, step)[0].0.clone()).collect();
+        assert_eq!(firsts.len(), 3);
     }
 }

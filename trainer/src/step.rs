@@ -51,7 +51,7 @@ fn forward_loss(model: &ZscModel, texts: &BatchTensors, labels: &BatchTensors, t
         let logits = model.score_matrix_tensors(texts, labels, true)?;
         let loss = batch_loss(&logits, targets, s.loss);
         Ok(match &s.anchor {
-            Some(anchor) => loss + anchor.loss(&logits, &anchor.scores(texts, labels), &targets.other_positives),
+            Some(anchor) => loss + anchor.loss(&logits, &anchor.scores(texts, labels), &targets.left_out),
             None => loss,
         })
     };
@@ -94,7 +94,7 @@ impl GraphStep {
             graph: CudaGraph::new()?,
             texts: BatchTensors::new(&b.texts, device)?,
             labels: BatchTensors::new(&b.labels, device)?,
-            targets: LossTargets::new(&b.pairs, s.pos_weight_scale, device)?,
+            targets: LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?,
             warmups_left: Self::WARMUPS,
             outputs: None,
         })
@@ -103,7 +103,7 @@ impl GraphStep {
     fn fill(&self, b: &PreparedBatch, s: &StepSettings) -> Result<()> {
         self.texts.fill_from(&b.texts)?;
         self.labels.fill_from(&b.labels)?;
-        self.targets.fill_from(&b.pairs, s.pos_weight_scale)
+        self.targets.fill_from(&b.pairs, &b.negative_fillers, s.pos_weight_scale)
     }
 
     /// Warm-up steps and the capture run on the side stream; afterwards each step is a replay.
@@ -217,7 +217,7 @@ fn cpu_step(model: &ZscModel, opt: &mut AdamW, b: &PreparedBatch, lr: f64, s: &S
     seed_step(s.seed, b.step);
     let device = model.device();
     let (texts, labels) = (BatchTensors::new(&b.texts, device)?, BatchTensors::new(&b.labels, device)?);
-    let targets = LossTargets::new(&b.pairs, s.pos_weight_scale, device)?;
+    let targets = LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?;
     let loss = forward_loss(model, &texts, &labels, &targets, s, true)?;
     let loss_value = loss.double_value(&[]);
     if !loss_value.is_finite() {
@@ -237,7 +237,7 @@ fn cuda_eager_step(model: &ZscModel, opt: &mut AdamW, b: &PreparedBatch, lr: f64
     seed_step(s.seed, b.step);
     let device = model.device();
     let (texts, labels) = (BatchTensors::new(&b.texts, device)?, BatchTensors::new(&b.labels, device)?);
-    let targets = LossTargets::new(&b.pairs, s.pos_weight_scale, device)?;
+    let targets = LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?;
     let loss = forward_loss(model, &texts, &labels, &targets, s, true)?;
     fast_ops::set_grads_to_none(&params_of(opt))?;
     opt.set_fused_lr(lr);

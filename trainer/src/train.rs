@@ -17,7 +17,7 @@ use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, Split, TrainConfig};
 
 use crate::anchor::BaseAnchor;
-use crate::batches::{pairs_by_source, BatchPlan, Prefetcher, SourcePairs, StaticLengths};
+use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};
 use crate::bert::BertConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
 use crate::device::parse_device;
@@ -95,7 +95,7 @@ pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pai
             let texts: Vec<&str> = b.iter().map(|p| p.text.as_str()).collect();
             let labels: Vec<String> = b.iter().map(|p| apply_template(model.spec.label_template.as_deref(), &p.label)).collect();
             let logits = model.score_matrix(&tok.encode_batch(&texts)?, &tok.encode_batch(&labels)?, false)?;
-            let targets = LossTargets::new(b, pos_weight_scale, model.device())?;
+            let targets = LossTargets::new(b, &[], pos_weight_scale, model.device())?;
             total += batch_loss(&logits, &targets, loss).double_value(&[]);
         }
         Ok(Some(total / batches.len() as f64))
@@ -301,7 +301,8 @@ impl<'a> Trainer<'a> {
         let template = self.model.spec.label_template.clone();
         let lengths: StaticLengths =
             if self.engine.needs_static_shapes() { Some(self.data.static_lengths(&self.tok, template.as_deref())?) } else { None };
-        Ok(Prefetcher::spawn(plan, self.data.sources.clone(), self.tok.clone(), template, self.start_step..end, lengths))
+        let shape = BatchShape { template, label_negatives: self.cfg.label_negatives, lengths };
+        Ok(Prefetcher::spawn(plan, self.data.sources.clone(), self.tok.clone(), shape, self.start_step..end))
     }
 
     /// Reads the pending steps' losses back (one sync), checks them, writes their metrics lines;
@@ -619,9 +620,8 @@ mod tests {
 
     #[test]
     fn validation_batches_take_sources_in_turn() {
-        let src = |name: &str, n: usize| SourcePairs {
-            name: name.into(),
-            pairs: (0..n).map(|i| Pair { text: format!("{name}{i}"), label: name.into() }).collect(),
+        let src = |name: &str, n: usize| {
+            SourcePairs::new(name.into(), (0..n).map(|i| Pair { text: format!("{name}{i}"), label: name.into() }).collect())
         };
         let b = validation_batches(&[src("a", 8), src("b", 3)], 2, 3);
         let names: Vec<&str> = b.iter().map(|x| x[0].label.as_str()).collect();

@@ -431,3 +431,30 @@ fn the_base_anchor_keeps_scores_near_the_base() {
     s.cfg.anchor_weight = -1.0;
     assert!(train(&s.cfg, &TrainOptions::default()).unwrap_err().to_string().contains("anchor_weight"));
 }
+
+#[test]
+fn label_negatives_train_every_architecture_and_make_the_first_step_harder() {
+    for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+        let mut first_losses = Vec::new();
+        for (name, k) in [("plain", 0), ("negatives", 4)] {
+            let mut s = setup(model_type, name);
+            s.cfg.loss = zsc_core::LossKind::Softmax;
+            s.cfg.anchor_weight = 1.0;
+            s.cfg.label_negatives = k;
+            s.cfg.max_steps = 6;
+            s.cfg.val_every = 3;
+            s.cfg.calibrate = false;
+            let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
+            assert_eq!(summary.losses.len(), 6, "{model_type:?} {name}");
+            assert!(summary.losses.iter().all(|(_, l)| l.is_finite()), "{model_type:?} {name}: {:?}", summary.losses);
+            first_losses.push(summary.losses[0].1);
+        }
+        // step 1 is the same batch and weights; its texts now also compete with labels of the
+        // 6 topics that none of them has (batch of 8), so the softmax rows lose more
+        assert!(first_losses[1] > first_losses[0] + 1e-4, "{model_type:?}: {first_losses:?}");
+    }
+    let mut s = setup(ModelType::BiEncoder, "bce");
+    s.cfg.loss = zsc_core::LossKind::Bce;
+    s.cfg.label_negatives = 4;
+    assert!(train(&s.cfg, &TrainOptions::default()).unwrap_err().to_string().contains("label_negatives"));
+}

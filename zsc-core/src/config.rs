@@ -209,6 +209,10 @@ pub struct TrainConfig {
     /// the loss adds this × the cross-entropy of the model's in-batch score distributions against
     /// the base's (cosine × 20), so training moves away from the base only where the data says so.
     pub anchor_weight: f64,
+    /// Label negatives (`softmax` loss): every batch also carries this many more labels of its
+    /// source that none of its texts has, drawn per step; each text is scored against the batch's
+    /// labels and these (0 = in-batch labels only).
+    pub label_negatives: usize,
     /// Merging with the base after training (0 < w <= 1 each): `best_probe/`'s encoder is
     /// interpolated as `w * trained + (1 - w) * base` for every listed `w`, each merge is scored on
     /// the zero-shot probe, and `best_probe/` keeps the best of them and the unmerged model (needs
@@ -273,6 +277,7 @@ impl Default for TrainConfig {
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
             anchor_weight: 0.0,
+            label_negatives: 0,
             base_merge: Vec::new(),
             cuda_graphs: true,
             calibrate: true,
@@ -370,6 +375,9 @@ impl TrainConfig {
         }
         if !self.anchor_weight.is_finite() || self.anchor_weight < 0.0 {
             return Err(CoreError::Config { field: "anchor_weight".into(), message: format!("must be >= 0, got {}", self.anchor_weight) });
+        }
+        if self.label_negatives > 0 && self.loss != LossKind::Softmax {
+            return Err(CoreError::Config { field: "label_negatives".into(), message: "needs loss: softmax (BCE scores the batch's own labels only)".into() });
         }
         if let Some(w) = self.base_merge.iter().find(|w| !(w.is_finite() && **w > 0.0 && **w <= 1.0)) {
             return Err(CoreError::Config { field: "base_merge".into(), message: format!("each weight must be in (0, 1], got {w}") });
