@@ -4,19 +4,23 @@
 # numbers, never chosen on), each task's texts against that task's own labels. Prints ONE JSON row:
 #   {"name", "dev": {task: top1}, "test": {task: top1}, "dev_macro", "test_macro", "n_test": {task: n}}
 #
-#   scripts/heldout_eval.sh BUNDLE [--name NAME] [--markdown]
+#   scripts/heldout_eval.sh BUNDLE [--name NAME] [--markdown] [--predictions DIR]
+#
+# --predictions DIR: also keeps every test text's prediction, DIR/TASK.jsonl (`zsc eval --predictions`),
+# for a paired comparison of two bundles: scripts/paired_bootstrap.py BASE_DIR TRAINED_DIR.
 #
 # Tasks (data/README.md): CLINC150's 3 held-out domains (45 intents), TREC question types (a whole
 # source kept out of training), WordNet topic domains of 3 held-out groups, fortunes of 6 held-out topics.
 # Env: ZSC = the zsc command (default: the release build of runtime's zsc). Run from the repository root.
 set -euo pipefail
-[[ $# -ge 1 ]] || { echo "usage: $0 BUNDLE [--name NAME] [--markdown]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 BUNDLE [--name NAME] [--markdown] [--predictions DIR]" >&2; exit 2; }
 BUNDLE=$1; shift
-NAME=$(basename "$BUNDLE"); MARKDOWN=0
+NAME=$(basename "$BUNDLE"); MARKDOWN=0; PREDICTIONS=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --name) NAME=${2:?--name needs a value}; shift 2 ;;
     --markdown) MARKDOWN=1; shift ;;
+    --predictions) PREDICTIONS=${2:?--predictions needs a folder}; mkdir -p "$PREDICTIONS"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -36,7 +40,9 @@ while IFS=: read -r task dev test; do
   for part in dev test; do
     file=$([[ $part == dev ]] && echo "$dev" || echo "$test")
     echo "[$NAME] $task $part: $ZSC eval --data $file --split all" >&2
-    $ZSC eval --model "$BUNDLE" --data "$file" --split all --json | tail -n 1 >"$TMP/$task.$part.json"
+    keep=()
+    [[ -n $PREDICTIONS && $part == test ]] && keep=(--predictions "$PREDICTIONS/$task.jsonl")
+    $ZSC eval --model "$BUNDLE" --data "$file" --split all "${keep[@]}" --json | tail -n 1 >"$TMP/$task.$part.json"
   done
 done <<<"$TASKS"
 python3 - "$TMP" "$NAME" "$MARKDOWN" "$BUNDLE" <<'PY'

@@ -154,3 +154,26 @@ fn protocol_option_errors_exit_non_zero() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("/nonexistent/x.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn predictions_file_has_one_line_per_text_and_agrees_with_top1() {
+    let f = fixture();
+    let (b, d) = (f.bundle.to_str().unwrap(), f.data.to_str().unwrap());
+    let out = common::tmp_root().join("protocols-predictions.jsonl");
+    let r = report(&zsc(&["eval", "--model", b, "--data", d, "--split", "test", "--predictions", out.to_str().unwrap(), "--json"]));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected = expected_split(Split::Test, false);
+    assert_eq!(lines.len(), r.report.n_texts);
+    assert_eq!(lines.len(), expected.len());
+    for (line, sample) in lines.iter().zip(&expected) {
+        assert_eq!(line["text"], sample.text.as_str(), "same texts, same order");
+        let gold: Vec<&str> = line["gold"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+        assert_eq!(gold, sample.labels.iter().map(String::as_str).collect::<Vec<_>>());
+        let predicted = line["predicted"].as_str().unwrap();
+        assert_eq!(line["correct"].as_bool().unwrap(), gold.contains(&predicted), "{line}");
+        assert!(line["score"].as_f64().unwrap().is_finite());
+    }
+    let correct = lines.iter().filter(|l| l["correct"].as_bool().unwrap()).count();
+    assert!((correct as f64 / lines.len() as f64 - r.report.top1_accuracy).abs() < 1e-9, "the file agrees with top-1");
+}

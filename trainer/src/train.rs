@@ -284,12 +284,13 @@ impl<'a> Trainer<'a> {
             .map(|(s, p)| format!("{} {} pairs (p={p:.3})", s.name, s.pairs.len()))
             .collect();
         tracing::info!(
-            "training {} on {:?} with {}: sources [{}], batches of {}, {} val batches, steps {}..{end}",
+            "training {} on {:?} with {}: sources [{}], batches of {} (+{} label negatives), {} val batches, steps {}..{end}",
             self.model.spec.model_type,
             self.model.device(),
             self.engine.describe(),
             mix.join(", "),
             self.cfg.batch_size,
+            self.cfg.label_negatives,
             self.data.val_batches.len(),
             self.start_step,
         );

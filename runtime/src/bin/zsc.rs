@@ -124,6 +124,11 @@ struct EvalArgs {
     /// Print the report as JSON on the last stdout line.
     #[arg(long)]
     json: bool,
+    /// Also write every text's top-1 prediction to this file, one JSON object per line:
+    /// `{"text", "gold": [...], "predicted", "score", "correct"}` (paired comparisons of two models:
+    /// scripts/paired_bootstrap.py).
+    #[arg(long, value_name = "FILE")]
+    predictions: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -428,6 +433,9 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     let cache = clf.encode_labels(&labels).context("encoding the labels")?;
     let scores = score_all(&clf, &cache, &samples)?;
     let (top1, at_k) = accuracy(&scores, &gold);
+    if let Some(path) = &args.predictions {
+        write_predictions(path, &samples, &labels, &scores, &gold).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut report = ProtocolReport::new(EvalReport {
         split: split.to_string(),
         n_texts: samples.len(),
@@ -639,6 +647,26 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
 }
 
 /// Scores of every sample's text against the cached labels, with a progress bar.
+/// One JSON line per text: its gold labels, the top-1 label (as `accuracy` ranks), its score, and
+/// whether it is a gold label.
+fn write_predictions(path: &Path, samples: &[Sample], labels: &[String], scores: &[Vec<f32>], gold: &[Vec<usize>]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for ((sample, row), g) in samples.iter().zip(scores).zip(gold) {
+        let top = zsc_core::metrics::top_k_indices(row, 1);
+        let best = top.first().copied();
+        let line = serde_json::json!({
+            "text": sample.text,
+            "gold": sample.labels,
+            "predicted": best.map(|i| labels[i].as_str()),
+            "score": best.map(|i| row[i]),
+            "correct": best.is_some_and(|i| g.contains(&i)),
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn score_all(clf: &Classifier, cache: &LabelCache, samples: &[Sample]) -> Result<Vec<Vec<f32>>> {
     let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
     let bar = indicatif::ProgressBar::new(texts.len() as u64);
