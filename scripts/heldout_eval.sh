@@ -6,8 +6,9 @@
 #
 #   scripts/heldout_eval.sh BUNDLE [--name NAME] [--markdown] [--predictions DIR]
 #
-# --predictions DIR: also keeps every test text's prediction, DIR/TASK.jsonl (`zsc eval --predictions`),
-# for a paired comparison of two bundles: scripts/paired_bootstrap.py BASE_DIR TRAINED_DIR.
+# --predictions DIR: also keeps every text's prediction (`zsc eval --predictions`), test in DIR/TASK.jsonl
+# and dev in DIR/dev/TASK.jsonl, for a paired comparison of two bundles on the same texts:
+# scripts/paired_bootstrap.py BASE_DIR TRAINED_DIR (test) or BASE_DIR/dev TRAINED_DIR/dev (dev).
 #
 # Tasks (data/README.md): CLINC150's 3 held-out domains (45 intents), TREC question types (a whole
 # source kept out of training), WordNet topic domains of 3 held-out groups, fortunes of 6 held-out topics.
@@ -20,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --name) NAME=${2:?--name needs a value}; shift 2 ;;
     --markdown) MARKDOWN=1; shift ;;
-    --predictions) PREDICTIONS=${2:?--predictions needs a folder}; mkdir -p "$PREDICTIONS"; shift 2 ;;
+    --predictions) PREDICTIONS=${2:?--predictions needs a folder}; mkdir -p "$PREDICTIONS/dev"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +42,9 @@ while IFS=: read -r task dev test; do
     file=$([[ $part == dev ]] && echo "$dev" || echo "$test")
     echo "[$NAME] $task $part: $ZSC eval --data $file --split all" >&2
     keep=()
-    [[ -n $PREDICTIONS && $part == test ]] && keep=(--predictions "$PREDICTIONS/$task.jsonl")
+    if [[ -n $PREDICTIONS ]]; then
+      if [[ $part == dev ]]; then keep=(--predictions "$PREDICTIONS/dev/$task.jsonl"); else keep=(--predictions "$PREDICTIONS/$task.jsonl"); fi
+    fi
     $ZSC eval --model "$BUNDLE" --data "$file" --split all "${keep[@]}" --json | tail -n 1 >"$TMP/$task.$part.json"
   done
 done <<<"$TASKS"
