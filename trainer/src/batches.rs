@@ -51,11 +51,9 @@ impl SourcePairs {
         if k == 0 || batch.is_empty() {
             return Vec::new();
         }
-        let taken: BTreeSet<&str> = batch
-            .iter()
-            .flat_map(|p| self.labels_of_text.get(&p.text).into_iter().flatten().chain(std::iter::once(&p.label)))
-            .map(String::as_str)
-            .collect();
+        // every pair of the batch is one of this source's, so its label is among its text's
+        let taken: BTreeSet<&str> =
+            batch.iter().flat_map(|p| self.labels_of_text.get(&p.text).into_iter().flatten()).map(String::as_str).collect();
         let mut free: Vec<&String> = self.labels.iter().filter(|l| !taken.contains(l.as_str())).collect();
         let mut rng = SplitMix64::new(seed ^ (step as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ 0x27BB_2EE6_87B0_B0FD);
         rng.shuffle(&mut free);

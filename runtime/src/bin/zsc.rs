@@ -646,7 +646,6 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     })
 }
 
-/// Scores of every sample's text against the cached labels, with a progress bar.
 /// One JSON line per text: its gold labels, the top-1 label (as `accuracy` ranks), its score, and
 /// whether it is a gold label.
 fn write_predictions(path: &Path, samples: &[Sample], labels: &[String], scores: &[Vec<f32>], gold: &[Vec<usize>]) -> Result<()> {
@@ -667,6 +666,7 @@ fn write_predictions(path: &Path, samples: &[Sample], labels: &[String], scores:
     Ok(())
 }
 
+/// Scores of every sample's text against the cached labels, with a progress bar.
 fn score_all(clf: &Classifier, cache: &LabelCache, samples: &[Sample]) -> Result<Vec<Vec<f32>>> {
     let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
     let bar = indicatif::ProgressBar::new(texts.len() as u64);
