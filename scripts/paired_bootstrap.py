@@ -18,11 +18,17 @@ import sys
 
 
 def load(path):
-    return [json.loads(line) for line in open(path) if line.strip()]
+    try:
+        return [json.loads(line) for line in open(path) if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        sys.exit(f"error: {path}: {e}")
 
 
 def paired(dir_a, dir_b):
     """{task: [(a_correct, b_correct), ...]} for the tasks both folders hold."""
+    for d in (dir_a, dir_b):
+        if not os.path.isdir(d):
+            sys.exit(f"error: {d} is not a folder (write one with scripts/heldout_eval.sh BUNDLE --predictions DIR)")
     tasks = sorted(f[:-6] for f in os.listdir(dir_a) if f.endswith(".jsonl") and os.path.exists(os.path.join(dir_b, f)))
     if not tasks:
         sys.exit(f"error: no TASK.jsonl file is in both {dir_a} and {dir_b}")
