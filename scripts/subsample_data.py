@@ -10,16 +10,12 @@ of the text (the same fixed order build_data.py uses), written in the input's or
 without a `source` count as one source. Stdlib only, deterministic.
 """
 import argparse
-import hashlib
 import json
-import math
 import pathlib
 import sys
 from collections import defaultdict
 
-
-def order_key(text: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}\0{text}".encode("utf-8")).hexdigest()
+from build_data import order_key  # this folder is on sys.path when a script of it runs
 
 
 def subsample(samples, fraction, salt="subsample"):
