@@ -45,6 +45,8 @@ def main():
         samples = json.loads(pathlib.Path(args.input).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         sys.exit(f"cannot read {args.input}: {e}")
+    if not isinstance(samples, list) or not all(isinstance(s, dict) and isinstance(s.get("text"), str) for s in samples):
+        sys.exit(f"{args.input}: expected a JSON list of {{\"text\": ..., \"labels\": [...]}} samples")
     unknown = set(args.drop_source) - {s.get("source") for s in samples}
     if unknown:
         sys.exit(f"--drop-source: no such source in {args.input}: {', '.join(sorted(unknown))}")

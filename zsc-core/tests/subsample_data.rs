@@ -57,6 +57,19 @@ fn a_fraction_outside_zero_to_one_is_an_error() {
 }
 
 #[test]
+fn a_file_that_is_not_a_list_of_samples_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    for (name, body) in [("object.json", "{}"), ("no_text.json", r#"[{"labels": ["x"]}]"#), ("broken.json", "[{")] {
+        let input = dir.path().join(name);
+        std::fs::write(&input, body).unwrap();
+        let (ok, err) = run(&input, &out, &["--fraction", "0.5"]);
+        assert!(!ok && err.contains(name) && !err.contains("Traceback"), "{name}: {err}");
+    }
+    assert!(!out.exists(), "nothing is written for a bad input");
+}
+
+#[test]
 fn drop_source_leaves_out_exactly_that_source_and_names_an_unknown_one() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("train.json");
