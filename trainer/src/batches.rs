@@ -34,6 +34,11 @@ pub struct SourcePairs {
 }
 
 impl SourcePairs {
+    /// Its distinct labels, sorted.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
     pub fn new(name: String, pairs: Vec<Pair>) -> Self {
         let labels: BTreeSet<&str> = pairs.iter().map(|p| p.label.as_str()).collect();
         let labels = labels.into_iter().map(str::to_owned).collect();
@@ -183,6 +188,8 @@ pub struct PreparedBatch {
     pub texts: TokenBatch,
     /// The labels with the label template applied: the pairs' labels, then the label negatives.
     pub labels: TokenBatch,
+    /// The same labels as written in the data (no template), e.g. for a teacher's lookup.
+    pub label_names: Vec<String>,
     /// One per label negative: true where it is a filler (left out of the loss).
     pub negative_fillers: Vec<bool>,
 }
@@ -216,8 +223,8 @@ pub fn prepare(plan: &mut BatchPlan, sources: &[SourcePairs], tok: &TextTokenize
     let negatives = sources[source].label_negatives(&pairs, shape.label_negatives, plan.seed(), step);
     let texts: Vec<&str> = pairs.iter().map(|p| p.text.as_str()).collect();
     let template = shape.template.as_deref();
-    let labels: Vec<String> =
-        pairs.iter().map(|p| p.label.as_str()).chain(negatives.iter().map(|n| n.0.as_str())).map(|l| apply_template(template, l)).collect();
+    let label_names: Vec<String> = pairs.iter().map(|p| p.label.clone()).chain(negatives.iter().map(|n| n.0.clone())).collect();
+    let labels: Vec<String> = label_names.iter().map(|l| apply_template(template, l)).collect();
     let mut texts = tok.encode_batch(&texts)?;
     let mut labels = tok.encode_batch(&labels)?;
     if let Some((t, l)) = shape.lengths {
@@ -225,7 +232,7 @@ pub fn prepare(plan: &mut BatchPlan, sources: &[SourcePairs], tok: &TextTokenize
         labels = labels.padded_to(l, tok.pad_id());
     }
     let negative_fillers = negatives.into_iter().map(|n| n.1).collect();
-    Ok(PreparedBatch { step, source, pairs, texts, labels, negative_fillers })
+    Ok(PreparedBatch { step, source, pairs, texts, labels, label_names, negative_fillers })
 }
 
 /// Batches of steps `start..end`, prepared on a worker thread a few steps ahead.

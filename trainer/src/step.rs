@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use tch::{Device, Tensor};
 use zsc_core::{LossKind, Precision};
 
-use crate::anchor::BaseAnchor;
+use crate::anchor::Anchor;
 use crate::batches::PreparedBatch;
 use crate::error::{Result, TrainerError};
 use crate::fast_ops::{self, CudaGraph};
@@ -30,8 +30,8 @@ pub struct StepSettings {
     pub max_grad_norm: f64,
     pub precision: Precision,
     pub seed: u64,
-    /// The frozen base and its weight in the loss (`anchor_weight` > 0).
-    pub anchor: Option<BaseAnchor>,
+    /// The anchor (frozen base or teacher) and its weight in the loss (`anchor_weight` > 0).
+    pub anchor: Option<Anchor>,
 }
 
 /// A step's train loss and gradient norm before clipping: 0-dim tensors on the device, not read.
@@ -45,13 +45,21 @@ fn seed_step(seed: u64, step: usize) {
     tch::manual_seed(seed.wrapping_mul(1_000_003).wrapping_add(step as u64) as i64);
 }
 
+/// The batch's teacher logits when the anchor is a teacher (looked up on the host side).
+fn teacher_logits(b: &PreparedBatch, s: &StepSettings) -> Result<Option<Tensor>> {
+    let Some(table) = s.anchor.as_ref().and_then(|a| a.teacher_table()) else { return Ok(None) };
+    let texts: Vec<&str> = b.pairs.iter().map(|p| p.text.as_str()).collect();
+    let labels: Vec<&str> = b.label_names.iter().map(String::as_str).collect();
+    table.logits(&texts, &labels).map(Some)
+}
+
 /// Forward and loss (under bf16 autocast when asked; `cache` off inside a graph capture).
-fn forward_loss(model: &ZscModel, texts: &BatchTensors, labels: &BatchTensors, targets: &LossTargets, s: &StepSettings, cache: bool) -> Result<Tensor> {
+fn forward_loss(model: &ZscModel, texts: &BatchTensors, labels: &BatchTensors, targets: &LossTargets, teacher: Option<&Tensor>, s: &StepSettings, cache: bool) -> Result<Tensor> {
     let run = || {
         let logits = model.score_matrix_tensors(texts, labels, true)?;
         let loss = batch_loss(&logits, targets, s.loss);
         Ok(match &s.anchor {
-            Some(anchor) => loss + anchor.loss(&logits, &anchor.scores(texts, labels), &targets.left_out),
+            Some(anchor) => loss + anchor.loss(&logits, &anchor.scores(texts, labels, teacher)?, &targets.left_out),
             None => loss,
         })
     };
@@ -82,6 +90,8 @@ pub struct GraphStep {
     texts: BatchTensors,
     labels: BatchTensors,
     targets: LossTargets,
+    /// The teacher's logits of the batch (teacher anchor only), refreshed like the inputs.
+    teacher: Option<Tensor>,
     warmups_left: usize,
     outputs: Option<(Tensor, Tensor)>,
 }
@@ -95,6 +105,7 @@ impl GraphStep {
             texts: BatchTensors::new(&b.texts, device)?,
             labels: BatchTensors::new(&b.labels, device)?,
             targets: LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?,
+            teacher: teacher_logits(b, s)?,
             warmups_left: Self::WARMUPS,
             outputs: None,
         })
@@ -103,6 +114,9 @@ impl GraphStep {
     fn fill(&self, b: &PreparedBatch, s: &StepSettings) -> Result<()> {
         self.texts.fill_from(&b.texts)?;
         self.labels.fill_from(&b.labels)?;
+        if let (Some(dst), Some(src)) = (&self.teacher, teacher_logits(b, s)?) {
+            tch::no_grad(|| dst.shallow_clone().copy_(&src));
+        }
         self.targets.fill_from(&b.pairs, &b.negative_fillers, s.pos_weight_scale)
     }
 
@@ -135,9 +149,9 @@ impl GraphStep {
         self.fill(b, s)?;
         fast_ops::set_grads_to_none(&params_of(opt))?;
         seed_step(s.seed, b.step);
-        let (texts, labels, targets) = (&self.texts, &self.labels, &self.targets);
+        let (texts, labels, targets, teacher) = (&self.texts, &self.labels, &self.targets, self.teacher.as_ref());
         let body = |opt: &mut AdamW, cache: bool| -> Result<(Tensor, Tensor)> {
-            let loss = forward_loss(model, texts, labels, targets, s, cache)?;
+            let loss = forward_loss(model, texts, labels, targets, teacher, s, cache)?;
             let norm = backward_and_update(&loss, opt, s.max_grad_norm)?;
             Ok((loss.detach(), norm))
         };
@@ -218,7 +232,8 @@ fn cpu_step(model: &ZscModel, opt: &mut AdamW, b: &PreparedBatch, lr: f64, s: &S
     let device = model.device();
     let (texts, labels) = (BatchTensors::new(&b.texts, device)?, BatchTensors::new(&b.labels, device)?);
     let targets = LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?;
-    let loss = forward_loss(model, &texts, &labels, &targets, s, true)?;
+    let teacher = teacher_logits(b, s)?;
+    let loss = forward_loss(model, &texts, &labels, &targets, teacher.as_ref(), s, true)?;
     let loss_value = loss.double_value(&[]);
     if !loss_value.is_finite() {
         return Err(TrainerError::NonFiniteLoss { step: b.step + 1, loss: loss_value });
@@ -238,7 +253,8 @@ fn cuda_eager_step(model: &ZscModel, opt: &mut AdamW, b: &PreparedBatch, lr: f64
     let device = model.device();
     let (texts, labels) = (BatchTensors::new(&b.texts, device)?, BatchTensors::new(&b.labels, device)?);
     let targets = LossTargets::new(&b.pairs, &b.negative_fillers, s.pos_weight_scale, device)?;
-    let loss = forward_loss(model, &texts, &labels, &targets, s, true)?;
+    let teacher = teacher_logits(b, s)?;
+    let loss = forward_loss(model, &texts, &labels, &targets, teacher.as_ref(), s, true)?;
     fast_ops::set_grads_to_none(&params_of(opt))?;
     opt.set_fused_lr(lr);
     let norm = backward_and_update(&loss, opt, s.max_grad_norm)?;

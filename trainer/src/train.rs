@@ -16,7 +16,7 @@ use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, Split, TrainConfig};
 
-use crate::anchor::BaseAnchor;
+use crate::anchor::Anchor;
 use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};
 use crate::bert::BertConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
@@ -224,7 +224,7 @@ impl<'a> Trainer<'a> {
             max_grad_norm: cfg.max_grad_norm,
             precision: cfg.precision,
             seed: cfg.seed,
-            anchor: (cfg.anchor_weight > 0.0).then(|| BaseAnchor::load(&base, device, cfg.anchor_weight)).transpose()?,
+            anchor: load_anchor(cfg, &base, &data, device)?,
         };
         let summary = TrainSummary {
             run_dir: run_dir.clone(),
@@ -540,6 +540,22 @@ fn progress_bar(show: bool, max_steps: usize, start: usize) -> ProgressBar {
     );
     pb.set_position(start as u64);
     pb
+}
+
+/// The anchor of `anchor_weight` > 0: the frozen base, or `anchor_teacher`'s embeddings (which
+/// must cover every training text and label, checked here rather than at some later step).
+fn load_anchor(cfg: &TrainConfig, base: &std::path::Path, data: &RunData, device: Device) -> Result<Option<Anchor>> {
+    if cfg.anchor_weight <= 0.0 {
+        return Ok(None);
+    }
+    let Some(stem) = &cfg.anchor_teacher else { return Anchor::base(base, device, cfg.anchor_weight).map(Some) };
+    let anchor = Anchor::teacher(stem, device, cfg.anchor_weight)?;
+    if let Some(table) = anchor.teacher_table() {
+        let texts = data.sources.iter().flat_map(|s| s.pairs.iter().map(|p| p.text.as_str()));
+        table.check_covers(texts, data.sources.iter().flat_map(|s| s.labels().iter().map(String::as_str)))?;
+    }
+    tracing::info!("anchor: the teacher embeddings of {} (weight {})", stem.display(), cfg.anchor_weight);
+    Ok(Some(anchor))
 }
 
 /// The base model with a fresh head (ColBERT's projection initialised as `colbert_init` says),

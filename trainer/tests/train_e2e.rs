@@ -404,11 +404,66 @@ fn drift_from_base(run: &Path, base: &Path) -> f64 {
     let texts = ckpt.tokenizer.encode_batch(&["tell me about the rain", "i need help with my loan now", "what about pasta today", "songs to play while i bake"]).unwrap();
     let labels = ckpt.tokenizer.encode_batch(&["weather", "banking", "cooking", "music"]).unwrap();
     let logits = ckpt.model.score_matrix(&texts, &labels, false).unwrap();
-    let anchor = trainer::anchor::BaseAnchor::load(base, Device::Cpu, 1.0).unwrap();
+    let anchor = trainer::anchor::Anchor::base(base, Device::Cpu, 1.0).unwrap();
     let t = trainer::models::BatchTensors::new(&texts, Device::Cpu).unwrap();
     let l = trainer::models::BatchTensors::new(&labels, Device::Cpu).unwrap();
     let none = tch::Tensor::zeros([4, 4], (tch::Kind::Bool, Device::Cpu));
-    trainer::anchor::anchor_term(&logits, &anchor.scores(&t, &l), &none).double_value(&[])
+    trainer::anchor::anchor_term(&logits, &anchor.scores(&t, &l, None).unwrap(), &none).double_value(&[])
+}
+
+/// A teacher table (`scripts/embed_teacher.py`'s format) for every text and label of `data`:
+/// random unit vectors (seeded), so its rankings are nothing the data or the base would teach.
+fn write_random_teacher(data: &Path, stem: &Path) -> (Vec<String>, Vec<String>) {
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(data).unwrap()).unwrap();
+    let mut texts: Vec<String> = samples.iter().map(|s| s["text"].as_str().unwrap().to_string()).collect();
+    let mut labels: Vec<String> = samples.iter().flat_map(|s| s["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string())).collect();
+    for v in [&mut texts, &mut labels] {
+        v.sort();
+        v.dedup();
+    }
+    tch::manual_seed(3);
+    let unit = |n: usize| {
+        let t = tch::Tensor::randn([n as i64, 8], (tch::Kind::Float, Device::Cpu));
+        (&t / t.norm_scalaropt_dim(2.0, [1], true)).to_kind(tch::Kind::Half)
+    };
+    let (t, l) = (unit(texts.len()), unit(labels.len()));
+    tch::Tensor::write_safetensors(&[("text_embeddings", &t), ("label_embeddings", &l)], stem.with_extension("safetensors")).unwrap();
+    std::fs::write(stem.with_extension("json"), serde_json::json!({"texts": texts, "labels": labels}).to_string()).unwrap();
+    (texts, labels)
+}
+
+#[test]
+fn a_teacher_anchor_pulls_the_scores_towards_the_teacher() {
+    let mut distance = Vec::new();
+    for (name, teacher) in [("base_anchor", false), ("teacher_anchor", true)] {
+        let mut s = setup(ModelType::BiEncoder, name);
+        let stem = s.root.join("teacher");
+        let (texts, labels) = write_random_teacher(&s.cfg.data, &stem);
+        s.cfg.similarity = zsc_core::Similarity::Cosine;
+        (s.cfg.max_steps, s.cfg.val_every, s.cfg.calibrate, s.cfg.anchor_weight) = (30, 30, false, 20.0);
+        s.cfg.anchor_teacher = teacher.then(|| stem.clone());
+        train(&s.cfg, &TrainOptions::default()).unwrap();
+        // the trained model's in-batch distributions against the teacher's, on 6 training texts
+        let ckpt = Checkpoint::load(&s.cfg.output_dir.join(name).join("last"), Device::Cpu).unwrap();
+        let (t, l): (Vec<&str>, Vec<&str>) = (texts.iter().take(6).map(String::as_str).collect(), labels.iter().take(6).map(String::as_str).collect());
+        let logits = ckpt.model.score_matrix(&ckpt.tokenizer.encode_batch(&t).unwrap(), &ckpt.tokenizer.encode_batch(&l).unwrap(), false).unwrap();
+        let table = trainer::anchor::TeacherTable::load(&stem, Device::Cpu).unwrap();
+        let none = tch::Tensor::zeros([6, 6], (tch::Kind::Bool, Device::Cpu));
+        distance.push(trainer::anchor::anchor_term(&logits, &table.logits(&t, &l).unwrap(), &none).double_value(&[]));
+    }
+    eprintln!("anchor term against the teacher, base-anchored vs teacher-anchored: {distance:?}");
+    assert!(distance[1] < distance[0], "teacher-anchored training must end closer to the teacher: {distance:?}");
+    // a table that lacks the training strings is refused before the first step
+    let mut s = setup(ModelType::BiEncoder, "uncovered");
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&s.cfg.data).unwrap()).unwrap();
+    let fewer = s.root.join("fewer.json");
+    std::fs::write(&fewer, serde_json::to_vec(&samples[samples.len() / 2..]).unwrap()).unwrap();
+    let stem = s.root.join("teacher");
+    write_random_teacher(&fewer, &stem);
+    s.cfg.anchor_weight = 1.0;
+    s.cfg.anchor_teacher = Some(stem);
+    let err = train(&s.cfg, &TrainOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("lacks") && err.contains("embed_teacher.py"), "{err}");
 }
 
 #[test]

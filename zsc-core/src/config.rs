@@ -209,6 +209,11 @@ pub struct TrainConfig {
     /// the loss adds this × the cross-entropy of the model's in-batch score distributions against
     /// the base's (cosine × 20), so training moves away from the base only where the data says so.
     pub anchor_weight: f64,
+    /// Anchor to a stronger teacher instead of the base: the stem of `STEM.safetensors` +
+    /// `STEM.json` (`scripts/embed_teacher.py`: the teacher's L2-normalised embeddings of every
+    /// training text and label), whose cosines × 20 replace the base's in the anchor term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_teacher: Option<PathBuf>,
     /// Label negatives (`softmax` loss): every batch also carries this many more labels of its
     /// source that none of its texts has, drawn per step; each text is scored against the batch's
     /// labels and these (0 = in-batch labels only).
@@ -277,6 +282,7 @@ impl Default for TrainConfig {
             colbert_init: ColbertInit::Orthogonal,
             precision: Precision::Fp32,
             anchor_weight: 0.0,
+            anchor_teacher: None,
             label_negatives: 0,
             base_merge: Vec::new(),
             cuda_graphs: true,
@@ -376,6 +382,9 @@ impl TrainConfig {
         if !self.anchor_weight.is_finite() || self.anchor_weight < 0.0 {
             return Err(CoreError::Config { field: "anchor_weight".into(), message: format!("must be >= 0, got {}", self.anchor_weight) });
         }
+        if self.anchor_teacher.is_some() && self.anchor_weight <= 0.0 {
+            return Err(CoreError::Config { field: "anchor_teacher".into(), message: "needs anchor_weight > 0 (the teacher is the anchor's target)".into() });
+        }
         if self.label_negatives > 0 && self.loss != LossKind::Softmax {
             return Err(CoreError::Config { field: "label_negatives".into(), message: "needs loss: softmax (BCE scores the batch's own labels only)".into() });
         }
@@ -447,6 +456,15 @@ mod tests {
 
     fn parse(s: &str) -> Result<TrainConfig> {
         TrainConfig::from_yaml_str(s, Path::new("config.yml"))
+    }
+
+    #[test]
+    fn a_teacher_anchor_needs_an_anchor_weight() {
+        let c = parse("anchor_weight: 1.0\nanchor_teacher: data/teacher/t\n").unwrap();
+        assert_eq!(c.anchor_teacher, Some(PathBuf::from("data/teacher/t")));
+        let err = parse("anchor_weight: 0\nanchor_teacher: t\n").unwrap_err().to_string();
+        assert!(err.contains("anchor_teacher") && err.contains("anchor_weight > 0"), "{err}");
+        assert_eq!(parse("").unwrap().anchor_teacher, None);
     }
 
     #[test]
