@@ -64,7 +64,7 @@ pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quanti
     let stamp_path = out.join("speed_bundle.json");
     let stamp = stamp_for(&base, model_type, quantization)?;
     if let Ok(text) = std::fs::read_to_string(&stamp_path) {
-        if text.trim() == stamp.to_string() && out.join("manifest.json").is_file() {
+        if text.trim() == stamp && out.join("manifest.json").is_file() {
             return Ok(out);
         }
     }
@@ -170,6 +170,7 @@ pub fn write_fake_checkpoint(base: &Path, dir: &Path, model_type: ModelType) -> 
             colbert_dim,
             label_template: None,
             similarity: Default::default(),
+            embedding: Default::default(),
         },
         base_model: base.display().to_string(),
         data: PathBuf::from("none (speed bundle: MiniLM weights, random untrained head)"),

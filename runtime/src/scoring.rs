@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayView3, Axis};
+use zsc_core::Pooling;
 
 /// Masked mean pooling: `sum(H * mask) / max(sum(mask), 1e-9)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +35,44 @@ impl MeanPool {
         let mut out = Array2::<f32>::zeros((hidden.len_of(Axis(0)), hidden.len_of(Axis(2))));
         for ((h, m), mut o) in hidden.outer_iter().zip(mask.outer_iter()).zip(out.outer_iter_mut()) {
             o.assign(&Self::pool_one(h, m));
+        }
+        out
+    }
+}
+
+/// Sentence pooling of a bundle (`manifest.spec.embedding.pooling`), as sentence-transformers'
+/// `Pooling` module computes it; padding never takes part.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SentencePool(pub Pooling);
+
+impl SentencePool {
+    /// Pool one sequence: `hidden [T, H]`, `mask [T]` -> `[H]`. A row without real tokens gives zeros.
+    pub fn pool_one(&self, hidden: ArrayView2<'_, f32>, mask: ArrayView1<'_, i64>) -> Array1<f32> {
+        let real = || hidden.outer_iter().zip(mask.iter()).filter(|(_, &m)| m != 0).map(|(row, _)| row);
+        let zeros = || Array1::<f32>::zeros(hidden.ncols());
+        match self.0 {
+            Pooling::Mean => MeanPool::pool_one(hidden, mask),
+            Pooling::Cls => hidden.outer_iter().next().map_or_else(zeros, |r| r.to_owned()),
+            Pooling::LastToken => real().last().map_or_else(zeros, |r| r.to_owned()),
+            Pooling::Max => real().fold(None, |acc: Option<Array1<f32>>, row| {
+                Some(match acc {
+                    None => row.to_owned(),
+                    Some(a) => ndarray::Zip::from(&a).and(&row).map_collect(|&x, &y| x.max(y)),
+                })
+            })
+            .unwrap_or_else(zeros),
+            Pooling::MeanSqrtLenTokens => {
+                let n = real().count() as f32;
+                real().fold(zeros(), |acc, row| acc + row) / n.sqrt().max(MeanPool::MIN_COUNT)
+            }
+        }
+    }
+
+    /// Pool a batch: `hidden [B, T, H]`, `mask [B, T]` -> `[B, H]`.
+    pub fn pool(&self, hidden: ArrayView3<'_, f32>, mask: ArrayView2<'_, i64>) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((hidden.len_of(Axis(0)), hidden.len_of(Axis(2))));
+        for ((h, m), mut o) in hidden.outer_iter().zip(mask.outer_iter()).zip(out.outer_iter_mut()) {
+            o.assign(&self.pool_one(h, m));
         }
         out
     }
@@ -263,6 +302,27 @@ mod tests {
 
     fn close(a: f32, b: f64, tol: f64) -> bool {
         ((a as f64) - b).abs() <= tol
+    }
+
+    #[test]
+    fn sentence_pooling_modes_by_hand() {
+        // tokens (1,4), (3,2), padding (100,-100)
+        let h = ndarray::array![[1.0f32, 4.0], [3.0, 2.0], [100.0, -100.0]];
+        let m = ndarray::array![1i64, 1, 0];
+        let pooled = |p: Pooling| SentencePool(p).pool_one(h.view(), m.view()).to_vec();
+        assert_eq!(pooled(Pooling::Mean), vec![2.0, 3.0]);
+        assert_eq!(pooled(Pooling::Cls), vec![1.0, 4.0]);
+        assert_eq!(pooled(Pooling::LastToken), vec![3.0, 2.0]);
+        assert_eq!(pooled(Pooling::Max), vec![3.0, 4.0]);
+        let r = 2f32.sqrt();
+        assert_eq!(pooled(Pooling::MeanSqrtLenTokens), vec![4.0 / r, 6.0 / r]);
+        let none = ndarray::array![0i64, 0, 0];
+        for p in Pooling::ALL {
+            let v = SentencePool(p).pool_one(h.view(), none.view());
+            assert!(v.iter().all(|x| x.is_finite()), "{p}: {v:?}");
+        }
+        let n = l2_normalize_rows(ndarray::array![[3.0f32, 4.0], [0.0, 0.0]]);
+        assert_eq!(n, ndarray::array![[0.6f32, 0.8], [0.0, 0.0]]);
     }
 
     #[test]

@@ -24,7 +24,9 @@ fn fixture() -> (PathBuf, PathBuf) {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let bundle = root.join("minilm-bi");
-    export::export_bundle(&base_model_dir(), &bundle, &export::ExportOptions::default()).unwrap();
+    // dot products (the sentence-transformers folder would choose cosine): scores of 10-25
+    let opts = export::ExportOptions::default().with_similarity(zsc_core::Similarity::Dot);
+    export::export_bundle(&base_model_dir(), &bundle, &opts).unwrap();
     let all: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(workspace_root().join("data/clinc150_unseen_dev.json")).unwrap()).unwrap();
     let some: Vec<&serde_json::Value> = all.iter().step_by(6).collect();

@@ -28,12 +28,18 @@ fn minilm_matches_huggingface_and_ranks_sensibly() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let pooled = st.tensor("mean_pooled").unwrap();
     assert_eq!(pooled.shape(), &[sentences.len(), 384]);
-    let expected: Vec<f32> =
+    let mut expected: Vec<f32> =
         pooled.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    // the folder ends in sentence-transformers' Normalize module: `embed` returns unit vectors
+    for row in expected.chunks_mut(384) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
 
     let bundle = minilm_bundle();
     // Batches of 4 after sorting by length: padding differs from the reference's single batch.
     let clf = Classifier::from_dir(&bundle, ClassifierOptions::default().with_batch_size(4)).unwrap();
+    assert!(clf.spec().embedding.normalize);
     let got = clf.embed(&sentences).unwrap();
     let mut max_diff = 0.0f32;
     for (g, e) in got.iter().zip(&expected) {

@@ -14,15 +14,16 @@ use std::path::Path;
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::bert::{self, BertConfig, BertModel};
+use crate::encoders::{self, Encoder, EncoderConfig};
 use crate::error::{Result, TrainerError};
-use crate::models::{l2_normalize, mean_pool, BatchTensors};
+use crate::models::{l2_normalize, sentence_pool, BatchTensors};
+use zsc_core::Pooling;
 
 /// What the anchor pulls the in-batch scores towards.
 #[derive(Debug)]
 enum AnchorTarget {
     /// The frozen base encoder.
-    Base { _vs: nn::VarStore, bert: Box<BertModel> },
+    Base { _vs: nn::VarStore, encoder: Box<Encoder>, pooling: Pooling },
     /// A teacher's precomputed embeddings.
     Teacher(TeacherTable),
 }
@@ -41,14 +42,15 @@ impl Anchor {
     /// Finite stand-in for -inf where a batch entry is another positive (0 * -inf would be NaN).
     const MASKED: f64 = -1e4;
 
-    /// The base model of `base_dir` (Hugging Face folder), frozen, on `device`.
-    pub fn base(base_dir: &Path, device: Device, weight: f64) -> Result<Self> {
-        let cfg = BertConfig::load(&base_dir.join("config.json"))?;
+    /// The base model of `base_dir` (Hugging Face folder), frozen, on `device`, pooled as the
+    /// trained model pools.
+    pub fn base(base_dir: &Path, pooling: Pooling, device: Device, weight: f64) -> Result<Self> {
+        let cfg = EncoderConfig::load(&base_dir.join("config.json"))?;
         let mut vs = nn::VarStore::new(device);
-        let bert = BertModel::new(vs.root(), &cfg);
-        bert::load_hf_weights(&vs.variables(), &base_dir.join("model.safetensors"))?;
+        let encoder = Encoder::new(vs.root(), &cfg);
+        encoders::load_hf_weights(&vs.variables(), &base_dir.join("model.safetensors"), &cfg)?;
         vs.freeze();
-        Ok(Anchor { target: AnchorTarget::Base { _vs: vs, bert: Box::new(bert) }, weight })
+        Ok(Anchor { target: AnchorTarget::Base { _vs: vs, encoder: Box::new(encoder), pooling }, weight })
     }
 
     /// The teacher embeddings of `stem` (.safetensors + .json), on `device`.
@@ -69,10 +71,10 @@ impl Anchor {
     /// [`TeacherTable::logits`]).
     pub fn scores(&self, texts: &BatchTensors, labels: &BatchTensors, teacher_logits: Option<&Tensor>) -> Result<Tensor> {
         match (&self.target, teacher_logits) {
-            (AnchorTarget::Base { bert, .. }, _) => Ok(tch::no_grad(|| {
+            (AnchorTarget::Base { encoder, pooling, .. }, _) => Ok(tch::no_grad(|| {
                 let pooled = |t: &BatchTensors| {
-                    let h = bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false);
-                    l2_normalize(&mean_pool(&h, &t.attention_mask).to_kind(Kind::Float))
+                    let h = encoder.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false);
+                    l2_normalize(&sentence_pool(&h, &t.attention_mask, *pooling).to_kind(Kind::Float))
                 };
                 pooled(texts).matmul(&pooled(labels).tr()) * Self::SCALE
             })),
@@ -114,7 +116,7 @@ impl TeacherTable {
         }
         let raw = std::fs::read(&names).map_err(|e| TrainerError::io(&names, e))?;
         let strings: TeacherStrings = serde_json::from_slice(&raw).map_err(|e| TrainerError::model(&names, format!("not a teacher string table: {e}")))?;
-        let mut tensors = bert::read_safetensors(&weights)?;
+        let mut tensors = encoders::read_safetensors(&weights)?;
         let mut take = |name: &str, rows: usize| -> Result<Tensor> {
             let t = tensors.remove(name).ok_or_else(|| TrainerError::model(&weights, format!("no tensor {name}")))?;
             if t.dim() != 2 || t.size()[0] != rows as i64 {

@@ -14,7 +14,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use zsc_core::config::apply_template;
 use zsc_core::data::{expand_pairs, Pair, Sample};
 use zsc_core::rng::SplitMix64;
 use zsc_core::tokenize::{TextTokenizer, TokenBatch};
@@ -211,7 +210,8 @@ pub fn text_bucket(seq: usize, max_length: usize) -> usize {
 /// token lengths (CUDA graphs).
 #[derive(Debug, Clone)]
 pub struct BatchShape {
-    pub template: Option<String>,
+    /// The model's label template and prompts.
+    pub spec: zsc_core::ModelSpec,
     pub label_negatives: usize,
     pub lengths: StaticLengths,
 }
@@ -221,10 +221,9 @@ pub fn prepare(plan: &mut BatchPlan, sources: &[SourcePairs], tok: &TextTokenize
     let (source, idx) = plan.batch(step);
     let pairs: Vec<Pair> = idx.into_iter().map(|i| sources[source].pairs[i].clone()).collect();
     let negatives = sources[source].label_negatives(&pairs, shape.label_negatives, plan.seed(), step);
-    let texts: Vec<&str> = pairs.iter().map(|p| p.text.as_str()).collect();
-    let template = shape.template.as_deref();
+    let texts: Vec<String> = pairs.iter().map(|p| shape.spec.text_input(&p.text)).collect();
     let label_names: Vec<String> = pairs.iter().map(|p| p.label.clone()).chain(negatives.iter().map(|n| n.0.clone())).collect();
-    let labels: Vec<String> = label_names.iter().map(|l| apply_template(template, l)).collect();
+    let labels: Vec<String> = label_names.iter().map(|l| shape.spec.label_input(l)).collect();
     let mut texts = tok.encode_batch(&texts)?;
     let mut labels = tok.encode_batch(&labels)?;
     if let Some((t, l)) = shape.lengths {

@@ -11,7 +11,7 @@ use tch::Device;
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo};
 use zsc_core::tokenize::TextTokenizer;
 
-use crate::bert::BertConfig;
+use crate::encoders::EncoderConfig;
 use crate::error::{Result, TrainerError};
 use crate::models::ZscModel;
 use crate::optim::AdamW;
@@ -172,7 +172,7 @@ pub struct Checkpoint {
     pub model: ZscModel,
     pub info: CheckpointInfo,
     pub tokenizer: TextTokenizer,
-    pub bert_config: BertConfig,
+    pub encoder_config: EncoderConfig,
     /// The folder actually read.
     pub dir: PathBuf,
 }
@@ -181,11 +181,11 @@ impl Checkpoint {
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let dir = resolve_checkpoint_dir(dir)?;
         let info = CheckpointInfo::load(&dir)?;
-        let bert_config = BertConfig::load(&dir.join(checkpoint_files::BERT_CONFIG))?;
-        let model = ZscModel::new(info.spec.clone(), &bert_config, device)?;
+        let encoder_config = EncoderConfig::load(&dir.join(checkpoint_files::BERT_CONFIG))?;
+        let model = ZscModel::new(info.spec.clone(), &encoder_config, device)?;
         model.load_weights(&dir.join(checkpoint_files::WEIGHTS))?;
         let tokenizer = TextTokenizer::from_file(&dir.join(checkpoint_files::TOKENIZER), info.spec.max_length)?;
-        Ok(Checkpoint { model, info, tokenizer, bert_config, dir })
+        Ok(Checkpoint { model, info, tokenizer, encoder_config, dir })
     }
 
     pub fn trainer_state(&self) -> Result<TrainerState> {

@@ -1,6 +1,5 @@
 //! Evaluation: every text against every label (labels encoded once, texts batched by length).
 
-use zsc_core::config::apply_template;
 use zsc_core::data::Sample;
 use zsc_core::metrics::{self, EvalReport};
 use zsc_core::tokenize::TextTokenizer;
@@ -13,8 +12,7 @@ pub fn encode_label_cache(model: &ZscModel, tok: &TextTokenizer, labels: &[Strin
     if labels.is_empty() {
         return Err(TrainerError::Invalid("no labels to score against".into()));
     }
-    let templated: Vec<String> =
-        labels.iter().map(|l| apply_template(model.spec.label_template.as_deref(), l)).collect();
+    let templated: Vec<String> = labels.iter().map(|l| model.spec.label_input(l)).collect();
     tch::no_grad(|| {
         let mut parts = Vec::new();
         for chunk in templated.chunks(batch_size.max(1)) {
@@ -49,7 +47,7 @@ pub fn score_texts_cached(
     let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
     tch::no_grad(|| -> Result<()> {
         for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let batch: Vec<String> = chunk.iter().map(|&i| model.spec.text_input(&texts[i])).collect();
             let scores = model.score_texts(&tok.encode_batch(&batch)?, cache, false)?;
             for (row, &i) in models::to_rows(&scores)?.into_iter().zip(chunk) {
                 out[i] = row;

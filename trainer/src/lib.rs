@@ -8,7 +8,7 @@
 
 pub mod anchor;
 pub mod batches;
-pub mod bert;
+pub mod encoders;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod device;
@@ -25,7 +25,7 @@ pub mod probe;
 pub mod step;
 pub mod train;
 
-pub use bert::{BertConfig, BertModel};
+pub use encoders::{Encoder, EncoderConfig};
 pub use checkpoint::Checkpoint;
 pub use device::parse_device;
 pub use error::{Result, TrainerError};

@@ -12,9 +12,9 @@ use tch::{Device, Kind, Tensor};
 use zsc_core::manifest::tensor_names;
 use zsc_core::tokenize::TokenBatch;
 use zsc_core::config::COSINE_SCALE_INIT;
-use zsc_core::{ModelSpec, ModelType, Similarity};
+use zsc_core::{ModelSpec, ModelType, Pooling, Similarity};
 
-use crate::bert::{self, BertConfig, BertModel};
+use crate::encoders::{self, Encoder, EncoderConfig};
 use crate::error::{Result, TrainerError};
 
 /// Init of the PolyEncoder code vectors (normal, this std).
@@ -96,6 +96,32 @@ pub fn mean_pool(h: &Tensor, mask: &Tensor) -> Tensor {
     let sum = (h * &m).sum_dim_intlist(1, false, h.kind());
     let count = m.sum_dim_intlist(1, false, h.kind()).clamp_min(1e-9);
     sum / count
+}
+
+/// The sentence vector `[B,H]` of `h` `[B,T,H]` under `mask` `[B,T]` by `pooling`, as
+/// sentence-transformers' `Pooling` computes it; padding never takes part.
+pub fn sentence_pool(h: &Tensor, mask: &Tensor, pooling: Pooling) -> Tensor {
+    match pooling {
+        Pooling::Mean => mean_pool(h, mask),
+        Pooling::Cls => h.select(1, 0),
+        Pooling::LastToken => {
+            // right padding: the last real token sits at (count - 1)
+            let last = (mask.sum_dim_intlist(1, false, Kind::Int64) - 1).clamp_min(0);
+            let index = last.view([-1, 1, 1]).expand([-1, 1, h.size()[2]], false);
+            h.gather(1, &index, false).squeeze_dim(1)
+        }
+        Pooling::Max => {
+            let pad = mask.eq(0).unsqueeze(-1);
+            let best = h.masked_fill(&pad, f64::NEG_INFINITY).amax([1], false);
+            // a row without real tokens gives zeros, not -inf
+            best.where_self(&best.isfinite(), &best.zeros_like())
+        }
+        Pooling::MeanSqrtLenTokens => {
+            let m = mask.to_kind(h.kind()).unsqueeze(-1);
+            let sum = (h * &m).sum_dim_intlist(1, false, h.kind());
+            sum / m.sum_dim_intlist(1, false, h.kind()).clamp_min(1e-9).sqrt()
+        }
+    }
 }
 
 /// BiEncoder scores: `text_vecs [N,H] @ label_vecs [M,H]^T` -> `[N,M]`.
@@ -237,7 +263,7 @@ impl LabelCache {
 #[derive(Debug)]
 pub struct ZscModel {
     pub vs: nn::VarStore,
-    pub bert: BertModel,
+    pub encoder: Encoder,
     pub head: Head,
     pub spec: ModelSpec,
 }
@@ -245,7 +271,7 @@ pub struct ZscModel {
 impl ZscModel {
     /// Fresh model (random weights; the head initialised as the contract says). Draws from the
     /// torch RNG: call `tch::manual_seed` first for reproducible heads.
-    pub fn new(spec: ModelSpec, bert_config: &BertConfig, device: Device) -> Result<Self> {
+    pub fn new(spec: ModelSpec, bert_config: &EncoderConfig, device: Device) -> Result<Self> {
         spec.validate()?;
         if spec.hidden_size != bert_config.hidden_size {
             return Err(TrainerError::Invalid(format!(
@@ -255,7 +281,7 @@ impl ZscModel {
         }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let bert = BertModel::new(root.clone(), bert_config);
+        let encoder = Encoder::new(root.clone(), bert_config);
         let h = spec.hidden_size as i64;
         let cosine_scale = (spec.similarity == Similarity::Cosine)
             .then(|| (&root / "cosine").var("score_scale", &[1], nn::Init::Const(COSINE_SCALE_INIT)));
@@ -278,7 +304,7 @@ impl ZscModel {
                 Head::Colbert { proj: proj.ws, score_scale }
             }
         };
-        Ok(ZscModel { vs, bert, head, spec })
+        Ok(ZscModel { vs, encoder, head, spec })
     }
 
     /// Model from a Hugging Face BERT folder (`config.json` + `model.safetensors`), head freshly initialised.
@@ -289,16 +315,16 @@ impl ZscModel {
                 "base model folder not found (expected a local Hugging Face BERT folder with config.json, model.safetensors, tokenizer.json)",
             ));
         }
-        let cfg = BertConfig::load(&base_dir.join("config.json"))?;
+        let cfg = EncoderConfig::load(&base_dir.join("config.json"))?;
         let model = ZscModel::new(spec, &cfg, device)?;
-        bert::load_hf_weights(&model.vs.variables(), &base_dir.join("model.safetensors"))?;
+        encoders::load_hf_weights(&model.vs.variables(), &base_dir.join("model.safetensors"), &cfg)?;
         Ok(model)
     }
 
     /// Load all weights (encoder + head) from a checkpoint `model.safetensors`: the names must match exactly.
     pub fn load_weights(&self, path: &Path) -> Result<()> {
-        let src = bert::read_safetensors(path)?;
-        let unused = bert::copy_into_vars(&self.vs.variables(), src, &|_| true, path)?;
+        let src = encoders::read_safetensors(path)?;
+        let unused = encoders::copy_into_vars(&self.vs.variables(), src, &|_| true, path)?;
         if !unused.is_empty() {
             return Err(TrainerError::model(path, format!("tensors the {} model does not have: {unused:?}", self.spec.model_type)));
         }
@@ -322,7 +348,7 @@ impl ZscModel {
 
     /// The checkpoint names every weight must have: Hugging Face BERT names + head names.
     pub fn expected_weight_names(&self) -> Vec<String> {
-        let mut v = self.bert.config.weight_names();
+        let mut v = self.encoder.config().weight_names();
         if self.spec.similarity == Similarity::Cosine {
             v.push(tensor_names::COSINE_SCALE.into());
         }
@@ -350,13 +376,18 @@ impl ZscModel {
 
     /// `last_hidden_state [B,T,H]` of input tensors already on the device.
     pub fn encode_tensors(&self, t: &BatchTensors, train: bool) -> Tensor {
-        self.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, train)
+        self.encoder.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, train)
     }
 
-    /// Masked-mean sentence vectors `[B,H]`.
+    /// Sentence vectors `[B,H]`, pooled as the base model pools.
     pub fn pooled(&self, batch: &TokenBatch, train: bool) -> Result<Tensor> {
         let (h, mask) = self.encode(batch, train)?;
-        Ok(mean_pool(&h, &mask))
+        Ok(self.pool(&h, &mask))
+    }
+
+    /// [`sentence_pool`] with the model's pooling.
+    pub fn pool(&self, h: &Tensor, mask: &Tensor) -> Tensor {
+        sentence_pool(h, mask, self.spec.embedding.pooling)
     }
 
     /// ColBERT only: projected, L2-normalised token embeddings `[B,T,D]` and the mask `[B,T]`.
@@ -377,7 +408,7 @@ impl ZscModel {
     fn encode_label_tensors(&self, t: &BatchTensors, train: bool) -> LabelCache {
         let h = self.encode_tensors(t, train);
         match &self.head {
-            Head::BiEncoder { .. } | Head::PolyEncoder { .. } => LabelCache::Pooled(mean_pool(&h, &t.attention_mask)),
+            Head::BiEncoder { .. } | Head::PolyEncoder { .. } => LabelCache::Pooled(self.pool(&h, &t.attention_mask)),
             Head::Colbert { proj, .. } => {
                 LabelCache::Tokens { emb: colbert_embed(&h, proj), mask: t.attention_mask.shallow_clone() }
             }
@@ -394,8 +425,8 @@ impl ZscModel {
         let h = self.encode_tensors(t, train);
         let mask = &t.attention_mask;
         match (&self.head, labels) {
-            (Head::BiEncoder { cosine_scale: None }, LabelCache::Pooled(l)) => Ok(dot_scores(&mean_pool(&h, mask), l)),
-            (Head::BiEncoder { cosine_scale: Some(s) }, LabelCache::Pooled(l)) => Ok(cosine_scores(&mean_pool(&h, mask), l, s)),
+            (Head::BiEncoder { cosine_scale: None }, LabelCache::Pooled(l)) => Ok(dot_scores(&self.pool(&h, mask), l)),
+            (Head::BiEncoder { cosine_scale: Some(s) }, LabelCache::Pooled(l)) => Ok(cosine_scores(&self.pool(&h, mask), l, s)),
             (Head::PolyEncoder { codes, cosine_scale: None }, LabelCache::Pooled(l)) => Ok(poly_scores(codes, &h, mask, l)),
             (Head::PolyEncoder { codes, cosine_scale: Some(s) }, LabelCache::Pooled(l)) => {
                 Ok(poly_cosine_scores_from_context(&poly_context(codes, &h, mask), l, s))
@@ -631,10 +662,11 @@ mod tests {
             colbert_dim: Some(4),
             label_template: None,
             similarity: Default::default(),
+            embedding: Default::default(),
         }
     }
 
-    fn tiny_cfg() -> BertConfig {
+    fn tiny_cfg() -> EncoderConfig {
         serde_json::from_value(serde_json::json!({
             "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
             "intermediate_size": 16, "max_position_embeddings": 16

@@ -202,7 +202,7 @@ impl AdamW {
 
     /// Restore moments and step saved by [`AdamW::save`]; every parameter must have its state.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let src: BTreeMap<String, Tensor> = crate::bert::read_safetensors(path)?;
+        let src: BTreeMap<String, Tensor> = crate::encoders::read_safetensors(path)?;
         let step = src
             .get("step")
             .ok_or_else(|| TrainerError::model(path, "optimizer state has no `step`"))?

@@ -206,8 +206,8 @@ impl StepEngine {
             StepEngine::CudaGraphs(graphs) => {
                 opt.set_fused_lr(lr);
                 let key = (b.pairs.len(), b.texts.seq, b.labels.seq);
-                if !graphs.contains_key(&key) {
-                    graphs.insert(key, GraphStep::new(b, s, model.device())?);
+                if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(key) {
+                    slot.insert(GraphStep::new(b, s, model.device())?);
                 }
                 let result = match graphs.get_mut(&key) {
                     Some(g) => g.run(model, opt, b, s),

@@ -10,15 +10,14 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
-use zsc_core::config::apply_template;
 use zsc_core::data::{self, Pair, Sample};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, Split, TrainConfig};
+use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, SentenceTransformerFolder, Split, TrainConfig};
 
 use crate::anchor::Anchor;
 use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};
-use crate::bert::BertConfig;
+use crate::encoders::EncoderConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
 use crate::device::parse_device;
 use crate::error::{Result, TrainerError};
@@ -58,7 +57,9 @@ pub struct TrainSummary {
 }
 
 /// The model description a config asks for.
-pub fn model_spec(cfg: &TrainConfig, bert: &BertConfig) -> ModelSpec {
+/// Pooling, normalisation and prompts come from the base's sentence-transformers folder `st`
+/// (prompts as `text_prompt` / `label_prompt` choose).
+pub fn model_spec(cfg: &TrainConfig, bert: &EncoderConfig, st: &SentenceTransformerFolder) -> ModelSpec {
     ModelSpec {
         model_type: cfg.model_type,
         hidden_size: bert.hidden_size,
@@ -67,6 +68,7 @@ pub fn model_spec(cfg: &TrainConfig, bert: &BertConfig) -> ModelSpec {
         colbert_dim: (cfg.model_type == ModelType::Colbert).then_some(cfg.colbert_dim),
         label_template: cfg.label_template.clone(),
         similarity: if cfg.model_type == ModelType::Colbert { Default::default() } else { cfg.similarity },
+        embedding: st.embedding_with(cfg.text_prompt.as_deref(), cfg.label_prompt.as_deref()),
     }
 }
 
@@ -78,7 +80,9 @@ pub fn frozen(name: &str, freeze_layers: usize) -> bool {
     if name.starts_with("embeddings.") {
         return true;
     }
+    // BERT-like families `encoder.layer.N.`, ModernBERT `layers.N.`
     name.strip_prefix("encoder.layer.")
+        .or_else(|| name.strip_prefix("layers."))
         .and_then(|rest| rest.split('.').next())
         .and_then(|i| i.parse::<usize>().ok())
         .is_some_and(|i| i < freeze_layers)
@@ -92,8 +96,8 @@ pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pai
     tch::no_grad(|| {
         let mut total = 0.0;
         for b in batches {
-            let texts: Vec<&str> = b.iter().map(|p| p.text.as_str()).collect();
-            let labels: Vec<String> = b.iter().map(|p| apply_template(model.spec.label_template.as_deref(), &p.label)).collect();
+            let texts: Vec<String> = b.iter().map(|p| model.spec.text_input(&p.text)).collect();
+            let labels: Vec<String> = b.iter().map(|p| model.spec.label_input(&p.label)).collect();
             let logits = model.score_matrix(&tok.encode_batch(&texts)?, &tok.encode_batch(&labels)?, false)?;
             let targets = LossTargets::new(b, &[], pos_weight_scale, model.device())?;
             total += batch_loss(&logits, &targets, loss).double_value(&[]);
@@ -153,12 +157,13 @@ impl RunData {
         Ok(RunData { sources: Arc::new(sources), val_batches, probe })
     }
 
-    /// Token lengths for CUDA graphs: texts at `max_length`, labels at the longest templated label.
-    fn static_lengths(&self, tok: &TextTokenizer, template: Option<&str>) -> Result<(usize, usize)> {
+    /// Token lengths for CUDA graphs: texts at `max_length`, labels at the longest label as the
+    /// encoder sees it (template and prompt).
+    fn static_lengths(&self, tok: &TextTokenizer, spec: &ModelSpec) -> Result<(usize, usize)> {
         let labels: std::collections::BTreeSet<&str> =
             self.sources.iter().flat_map(|s| s.pairs.iter().map(|p| p.label.as_str())).collect();
         let mut longest = 1;
-        let all: Vec<String> = labels.into_iter().map(|l| apply_template(template, l)).collect();
+        let all: Vec<String> = labels.into_iter().map(|l| spec.label_input(l)).collect();
         for chunk in all.chunks(256) {
             longest = longest.max(tok.encode_batch(chunk)?.seq);
         }
@@ -224,7 +229,7 @@ impl<'a> Trainer<'a> {
             max_grad_norm: cfg.max_grad_norm,
             precision: cfg.precision,
             seed: cfg.seed,
-            anchor: load_anchor(cfg, &base, &data, device)?,
+            anchor: load_anchor(cfg, &base, model.spec.embedding.pooling, &data, device)?,
         };
         let summary = TrainSummary {
             run_dir: run_dir.clone(),
@@ -299,10 +304,10 @@ impl<'a> Trainer<'a> {
     fn prefetcher(&self, end: usize) -> Result<Prefetcher> {
         let sizes: Vec<usize> = self.data.sources.iter().map(|s| s.pairs.len()).collect();
         let plan = BatchPlan::new(&sizes, self.cfg.batch_size, self.cfg.seed, self.cfg.source_sampling_alpha);
-        let template = self.model.spec.label_template.clone();
+        let spec = self.model.spec.clone();
         let lengths: StaticLengths =
-            if self.engine.needs_static_shapes() { Some(self.data.static_lengths(&self.tok, template.as_deref())?) } else { None };
-        let shape = BatchShape { template, label_negatives: self.cfg.label_negatives, lengths };
+            if self.engine.needs_static_shapes() { Some(self.data.static_lengths(&self.tok, &spec)?) } else { None };
+        let shape = BatchShape { spec, label_negatives: self.cfg.label_negatives, lengths };
         Ok(Prefetcher::spawn(plan, self.data.sources.clone(), self.tok.clone(), shape, self.start_step..end))
     }
 
@@ -544,11 +549,11 @@ fn progress_bar(show: bool, max_steps: usize, start: usize) -> ProgressBar {
 
 /// The anchor of `anchor_weight` > 0: the frozen base, or `anchor_teacher`'s embeddings (which
 /// must cover every training text and label, checked here rather than at some later step).
-fn load_anchor(cfg: &TrainConfig, base: &std::path::Path, data: &RunData, device: Device) -> Result<Option<Anchor>> {
+fn load_anchor(cfg: &TrainConfig, base: &std::path::Path, pooling: zsc_core::Pooling, data: &RunData, device: Device) -> Result<Option<Anchor>> {
     if cfg.anchor_weight <= 0.0 {
         return Ok(None);
     }
-    let Some(stem) = &cfg.anchor_teacher else { return Anchor::base(base, device, cfg.anchor_weight).map(Some) };
+    let Some(stem) = &cfg.anchor_teacher else { return Anchor::base(base, pooling, device, cfg.anchor_weight).map(Some) };
     let anchor = Anchor::teacher(stem, device, cfg.anchor_weight)?;
     if let Some(table) = anchor.teacher_table() {
         let texts = data.sources.iter().flat_map(|s| s.pairs.iter().map(|p| p.text.as_str()));
@@ -561,7 +566,7 @@ fn load_anchor(cfg: &TrainConfig, base: &std::path::Path, data: &RunData, device
 /// The base model with a fresh head (ColBERT's projection initialised as `colbert_init` says),
 /// its tokenizer, and the files every checkpoint copies from it.
 fn load_model(cfg: &TrainConfig, base: &std::path::Path, device: Device) -> Result<(ZscModel, TextTokenizer, CheckpointAssets)> {
-    let bert_cfg = BertConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
+    let bert_cfg = EncoderConfig::load(&base.join(checkpoint_files::BERT_CONFIG))?;
     if cfg.freeze_layers > bert_cfg.num_hidden_layers {
         return Err(TrainerError::Invalid(format!(
             "freeze_layers = {} but the base model has only {} layers",
@@ -570,7 +575,8 @@ fn load_model(cfg: &TrainConfig, base: &std::path::Path, device: Device) -> Resu
     }
     let tok = TextTokenizer::from_file(&base.join(checkpoint_files::TOKENIZER), cfg.max_length)?;
     let assets = CheckpointAssets::from_dir(base)?;
-    let model = ZscModel::from_base(model_spec(cfg, &bert_cfg), base, device)?;
+    let st = SentenceTransformerFolder::read(base)?;
+    let model = ZscModel::from_base(model_spec(cfg, &bert_cfg, &st), base, device)?;
     if cfg.colbert_init == ColbertInit::Orthogonal {
         model.init_colbert_orthogonal()?;
     }

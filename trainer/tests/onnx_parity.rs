@@ -34,6 +34,7 @@ fn minilm_checkpoint(model_type: ModelType, similarity: Similarity, dir: &Path) 
         colbert_dim: (model_type == ModelType::Colbert).then_some(128),
         label_template: None,
         similarity,
+        embedding: Default::default(),
     };
     tch::manual_seed(11);
     let model = ZscModel::from_base(spec.clone(), &base, Device::Cpu).unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tch::{Device, Tensor};
 use trainer::models::{mean_pool, BatchTensors};
-use trainer::{BertConfig, ZscModel};
+use trainer::{EncoderConfig, ZscModel};
 use zsc_core::fixtures::{base_model_dir, workspace_root};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ModelSpec, ModelType};
@@ -28,7 +28,7 @@ fn to_i64(t: &Tensor) -> Vec<i64> {
 fn minilm_matches_hugging_face() {
     let (sentences, refs) = reference();
     let base = base_model_dir();
-    let cfg = BertConfig::load(&base.join("config.json")).unwrap();
+    let cfg = EncoderConfig::load(&base.join("config.json")).unwrap();
     assert_eq!((cfg.hidden_size, cfg.num_attention_heads), (384, 12));
     let spec = ModelSpec {
         model_type: ModelType::BiEncoder,
@@ -38,6 +38,7 @@ fn minilm_matches_hugging_face() {
         colbert_dim: None,
         label_template: None,
         similarity: Default::default(),
+        embedding: Default::default(),
     };
     let model = ZscModel::from_base(spec, &base, Device::Cpu).unwrap();
 
@@ -52,7 +53,7 @@ fn minilm_matches_hugging_face() {
 
     // the reference ids through our BERT
     let t = BatchTensors::new(&batch, Device::Cpu).unwrap();
-    let h = tch::no_grad(|| model.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false));
+    let h = tch::no_grad(|| model.encoder.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false));
     let max_diff = (&h - &refs["last_hidden_state"]).abs().max().double_value(&[]);
     assert!(max_diff <= 1e-4, "last_hidden_state max abs diff {max_diff}");
     let pooled = mean_pool(&h, &t.attention_mask);
@@ -61,9 +62,9 @@ fn minilm_matches_hugging_face() {
     eprintln!("MiniLM parity: last_hidden_state max diff {max_diff:.2e}, mean pooled {pool_diff:.2e}");
 
     // eval mode is deterministic, train mode applies dropout
-    let again = tch::no_grad(|| model.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false));
+    let again = tch::no_grad(|| model.encoder.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, false));
     assert_eq!((&h - &again).abs().max().double_value(&[]), 0.0);
-    let dropped = tch::no_grad(|| model.bert.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, true));
+    let dropped = tch::no_grad(|| model.encoder.forward(&t.input_ids, &t.attention_mask, &t.token_type_ids, true));
     assert!((&h - &dropped).abs().max().double_value(&[]) > 1e-3);
 }
 
@@ -77,6 +78,7 @@ fn missing_base_model_is_a_clear_error() {
         colbert_dim: None,
         label_template: None,
         similarity: Default::default(),
+        embedding: Default::default(),
     };
     let e = ZscModel::from_base(spec, std::path::Path::new("/nonexistent/model"), Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("/nonexistent/model") && e.contains("not found"), "{e}");

@@ -96,23 +96,35 @@ fn check_architecture(model_type: ModelType) {
     assert!((lib.report.top1_accuracy - report.top1_accuracy).abs() < 1e-9);
 }
 
+/// The tests of this binary run one at a time: each seeds libtorch's one global RNG and compares
+/// runs, and a concurrent test drawing from it between the seed and the head's init made a
+/// comparison of two runs' first losses flaky under load.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn bi_encoder_trains_and_evaluates() {
+    let _serial = serial();
     check_architecture(ModelType::BiEncoder);
 }
 
 #[test]
 fn poly_encoder_trains_and_evaluates() {
+    let _serial = serial();
     check_architecture(ModelType::PolyEncoder);
 }
 
 #[test]
 fn colbert_trains_and_evaluates() {
+    let _serial = serial();
     check_architecture(ModelType::Colbert);
 }
 
 #[test]
 fn cli_train_flags_override_config_and_leftover_temp_dirs_are_tolerated() {
+    let _serial = serial();
     let s = setup(ModelType::BiEncoder, "unused");
     let cfg_path = s.root.join("config.yml");
     let mut cfg = s.cfg.clone();
@@ -160,6 +172,7 @@ fn tensor_bytes(path: &Path, name: &str) -> Vec<u8> {
 
 #[test]
 fn freeze_layers_keeps_embeddings_and_lowest_layers_fixed() {
+    let _serial = serial();
     let mut s = setup(ModelType::BiEncoder, "frozen");
     s.cfg.freeze_layers = 1;
     s.cfg.max_steps = 3;
@@ -176,6 +189,7 @@ fn freeze_layers_keeps_embeddings_and_lowest_layers_fixed() {
 
 #[test]
 fn diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    let _serial = serial();
     let mut s = setup(ModelType::BiEncoder, "diverge");
     s.cfg.max_steps = 8;
     s.cfg.val_every = 2;
@@ -198,6 +212,7 @@ fn diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_checkpoin
 
 #[test]
 fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
+    let _serial = serial();
     let s = setup(ModelType::BiEncoder, "unused");
     let cfg_path = s.root.join("config.yml");
     std::fs::write(&cfg_path, serde_yaml::to_string(&s.cfg).unwrap()).unwrap();
@@ -271,6 +286,7 @@ fn zero_shot_probe_is_logged_and_matches_eval_and_set_overrides_config() {
 
 #[test]
 fn softmax_loss_trains_every_architecture() {
+    let _serial = serial();
     for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
         let mut s = setup(model_type, "softmax");
         s.cfg.loss = zsc_core::LossKind::Softmax;
@@ -299,6 +315,7 @@ fn softmax_loss_trains_every_architecture() {
 
 #[test]
 fn batches_come_from_one_source_and_the_probe_reports_every_held_out_task() {
+    let _serial = serial();
     let mut s = setup(ModelType::BiEncoder, "mix");
     // two sources: the topic data, and a second task whose labels are moods
     let mut samples: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&s.cfg.data).unwrap()).unwrap();
@@ -360,6 +377,7 @@ fn probe_at_step0(stderr: &str) -> f64 {
 
 #[test]
 fn training_ends_with_calibrated_checkpoints() {
+    let _serial = serial();
     // texts equal to their labels, cosine, no template: the right label always scores highest
     // (identical embeddings), so the fit has signal whatever the tiny random weights are
     let mut s = setup(ModelType::BiEncoder, "calibrated");
@@ -404,7 +422,7 @@ fn drift_from_base(run: &Path, base: &Path) -> f64 {
     let texts = ckpt.tokenizer.encode_batch(&["tell me about the rain", "i need help with my loan now", "what about pasta today", "songs to play while i bake"]).unwrap();
     let labels = ckpt.tokenizer.encode_batch(&["weather", "banking", "cooking", "music"]).unwrap();
     let logits = ckpt.model.score_matrix(&texts, &labels, false).unwrap();
-    let anchor = trainer::anchor::Anchor::base(base, Device::Cpu, 1.0).unwrap();
+    let anchor = trainer::anchor::Anchor::base(base, zsc_core::Pooling::Mean, Device::Cpu, 1.0).unwrap();
     let t = trainer::models::BatchTensors::new(&texts, Device::Cpu).unwrap();
     let l = trainer::models::BatchTensors::new(&labels, Device::Cpu).unwrap();
     let none = tch::Tensor::zeros([4, 4], (tch::Kind::Bool, Device::Cpu));
@@ -434,6 +452,7 @@ fn write_random_teacher(data: &Path, stem: &Path) -> (Vec<String>, Vec<String>) 
 
 #[test]
 fn a_teacher_anchor_pulls_the_scores_towards_the_teacher() {
+    let _serial = serial();
     let mut distance = Vec::new();
     for (name, teacher) in [("base_anchor", false), ("teacher_anchor", true)] {
         let mut s = setup(ModelType::BiEncoder, name);
@@ -468,6 +487,7 @@ fn a_teacher_anchor_pulls_the_scores_towards_the_teacher() {
 
 #[test]
 fn the_base_anchor_keeps_scores_near_the_base() {
+    let _serial = serial();
     let mut drift = Vec::new();
     for (name, weight) in [("free", 0.0), ("anchored", 20.0)] {
         let mut s = setup(ModelType::BiEncoder, name);
@@ -489,6 +509,7 @@ fn the_base_anchor_keeps_scores_near_the_base() {
 
 #[test]
 fn label_negatives_train_every_architecture_and_make_the_first_step_harder() {
+    let _serial = serial();
     for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
         let mut first_losses = Vec::new();
         for (name, k) in [("plain", 0), ("negatives", 4)] {

@@ -187,6 +187,11 @@ pub struct TrainConfig {
     pub colbert_dim: usize,
     /// Optional label template such as "This text is about {}."; `{}` is the label.
     pub label_template: Option<String>,
+    /// Prompt before every text: a name of the base's sentence-transformers prompts (`query`) or
+    /// the text itself (`""`: none). Default (null): the base's default prompt, if it has one.
+    pub text_prompt: Option<String>,
+    /// The same for labels (after the label template).
+    pub label_prompt: Option<String>,
     /// Freeze the embeddings and the lowest N transformer layers.
     pub freeze_layers: usize,
     /// The zero-shot probe: one or more held-out tasks, each a data file whose labels (and
@@ -274,6 +279,8 @@ impl Default for TrainConfig {
             n_code_vectors: 16,
             colbert_dim: 128,
             label_template: None,
+            text_prompt: None,
+            label_prompt: None,
             freeze_layers: 0,
             probe_data: Vec::new(),
             probe_max_texts: 0,

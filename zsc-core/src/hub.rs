@@ -183,14 +183,21 @@ impl ModelRef {
     }
 }
 
+/// A sentence-transformers file of a model repo: what [`crate::SentenceTransformerFolder`] reads.
+pub fn is_sentence_transformers_file(name: &str) -> bool {
+    matches!(name, "modules.json" | "sentence_bert_config.json" | "config_sentence_transformers.json" | "tokenizer_config.json")
+        || name.strip_suffix("_Pooling/config.json").is_some_and(|stem| !stem.contains('/'))
+}
+
 /// The files of a Hub repo that a caller needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wanted {
     /// A zsc ONNX bundle: `manifest.json`, then the encoder, head and tokenizer it names.
     Bundle,
-    /// A Hugging Face BERT folder (a base model, or a zsc checkpoint): `config.json`,
-    /// `model.safetensors`, `tokenizer.json`, and `zsc_checkpoint.json` / `calibration.json`
-    /// when the repo has them.
+    /// A Hugging Face encoder folder (a base model, or a zsc checkpoint): `config.json`,
+    /// `model.safetensors`, `tokenizer.json`, and `zsc_checkpoint.json` / `calibration.json` and
+    /// the sentence-transformers files (`modules.json`, `1_Pooling/config.json`, ...) when the
+    /// repo has them.
     Bert,
     /// Every file of the repo (a `snapshot_download`).
     All,
@@ -383,12 +390,14 @@ impl Fetcher {
                         v.push(optional.into());
                     }
                 }
+                // the sentence-transformers folder: pooling, normalisation, prompts, length
+                v.extend(files.iter().filter(|f| is_sentence_transformers_file(f)).cloned());
                 v
             }
             Wanted::All => files.to_vec(),
         };
         let hint = match wanted {
-            Wanted::Bert => " (a base model must be a BERT in safetensors with a tokenizer.json)",
+            Wanted::Bert => " (a base model must be an encoder in safetensors with a tokenizer.json)",
             Wanted::Bundle => " (is it a zsc ONNX bundle? `export` writes them)",
             Wanted::All => "",
         };

@@ -4,10 +4,10 @@
 //! manifests, tensor and file names, the ONNX input/output contract, data loading and splitting,
 //! the training target matrix, tokenisation settings and the evaluation metrics.
 
-pub mod bert_config;
 pub mod calibration;
 pub mod config;
 pub mod data;
+pub mod encoder_config;
 pub mod error;
 pub mod fixtures;
 #[cfg(feature = "hub")]
@@ -15,10 +15,12 @@ pub mod hub;
 pub mod manifest;
 pub mod metrics;
 pub mod rng;
+pub mod sentence_transformers;
 pub mod targets;
 pub mod tokenize;
 
-pub use bert_config::BertConfig;
+pub use encoder_config::{EncoderConfig, Family};
+pub use sentence_transformers::{Pooling, SentenceEmbedding, SentenceTransformerFolder};
 pub use calibration::Calibration;
 pub use config::{ColbertInit, LossKind, ModelType, Precision, Similarity, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelType, Similarity, SplitRatios};
 use crate::error::{CoreError, Result};
+use crate::sentence_transformers::SentenceEmbedding;
 
 /// Checkpoint folder files (`<output_dir>/<run_name>/{best,last}/`).
 pub mod checkpoint_files {
@@ -80,6 +81,10 @@ pub struct ModelSpec {
     /// the learned `cosine.score_scale`).
     #[serde(default, skip_serializing_if = "is_dot")]
     pub similarity: Similarity,
+    /// Pooling, normalisation and prompts, from the base's sentence-transformers folder
+    /// (absent in older files: mean pooling, no prompt).
+    #[serde(default, skip_serializing_if = "SentenceEmbedding::is_default")]
+    pub embedding: SentenceEmbedding,
 }
 
 fn is_dot(s: &Similarity) -> bool {
@@ -105,6 +110,16 @@ impl ModelSpec {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A label as the encoder sees it: the label template, then the label prompt.
+    pub fn label_input(&self, label: &str) -> String {
+        self.embedding.label_input(&crate::config::apply_template(self.label_template.as_deref(), label))
+    }
+
+    /// A text as the encoder sees it: after the text prompt.
+    pub fn text_input(&self, text: &str) -> String {
+        self.embedding.text_input(text)
     }
 
     /// Width of the encoder graph's output.
@@ -290,9 +305,16 @@ mod tests {
             colbert_dim: None,
             label_template: None,
             similarity: Default::default(),
+            embedding: Default::default(),
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), s);
+        // a spec with today's defaults writes no `embedding`, so older readers still read it
+        assert!(!j.contains("embedding"), "{j}");
+        let cls = ModelSpec { embedding: SentenceEmbedding { pooling: crate::Pooling::Cls, ..Default::default() }, ..s.clone() };
+        let j = serde_json::to_string(&cls).unwrap();
+        assert!(j.contains(r#""embedding":{"pooling":"cls"}"#), "{j}");
+        assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), cls);
         let bad = ModelSpec { n_code_vectors: None, ..s };
         assert!(bad.validate().unwrap_err().to_string().contains("n_code_vectors"));
     }

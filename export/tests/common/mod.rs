@@ -86,6 +86,7 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, with_head: bool) {
             colbert_dim: (model_type == ModelType::Colbert).then_some(COLBERT_DIM),
             label_template: Some("This text is about {}.".into()),
             similarity: Default::default(),
+            embedding: Default::default(),
         },
         base_model: "tiny".into(),
         data: PathBuf::from("data/train.json"),

@@ -15,8 +15,22 @@ use crate::onnx::{
     StringStringEntryProto, TensorProto, IR_VERSION,
 };
 use crate::quantize::PerColumnInt8;
-use crate::weights::{BertConfig, Tensor, Weights};
+use crate::weights::{Tensor, Weights};
 use crate::ExportError;
+use zsc_core::{EncoderConfig, Family};
+
+mod bert;
+mod modernbert;
+
+/// The graph's inputs for a family, in order: `token_type_ids` only where the family has a
+/// token type embedding.
+pub fn graph_inputs(family: Family) -> Vec<&'static str> {
+    if family.uses_token_types() {
+        vec![onnx_io::INPUT_IDS, onnx_io::ATTENTION_MASK, onnx_io::TOKEN_TYPE_IDS]
+    } else {
+        vec![onnx_io::INPUT_IDS, onnx_io::ATTENTION_MASK]
+    }
+}
 
 /// What to put on top of the encoder's last hidden state.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +85,23 @@ impl GraphBuilder {
             output: outputs.to_vec(),
             name: name.to_string(),
             op_type: op_type.to_string(),
+            ..Default::default()
+        });
+        outputs
+    }
+
+    /// `Split` of `x` along the last axis into parts of `sizes` (given as an input, which every
+    /// opset from 13 reads the same way).
+    fn split_last<const N: usize>(&mut self, name: &str, x: &str, sizes: [usize; N]) -> [String; N] {
+        let sizes: Vec<i64> = sizes.iter().map(|&s| s as i64).collect();
+        let sizes = self.i64_tensor(&format!("{name}_sizes"), &sizes);
+        let outputs: [String; N] = std::array::from_fn(|k| format!("{name}_output_{k}"));
+        self.nodes.push(NodeProto {
+            input: vec![x.to_string(), sizes],
+            output: outputs.to_vec(),
+            name: name.to_string(),
+            op_type: "Split".into(),
+            attribute: vec![AttributeProto::int("axis", -1)],
             ..Default::default()
         });
         outputs
@@ -153,8 +184,13 @@ impl GraphBuilder {
 
     /// `x @ W^T + b` for a Hugging Face Linear `prefix.weight` `[out, in]` / `prefix.bias` `[out]`.
     fn linear(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, d_in: usize, d_out: usize) -> Result<String, ExportError> {
+        self.linear_with_bias(w, prefix, node, x, d_in, d_out, true)
+    }
+
+    /// [`Self::linear`], the bias only when `bias` (ModernBERT's layers have none).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_with_bias(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, d_in: usize, d_out: usize, bias: bool) -> Result<String, ExportError> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?.transposed_2d();
-        let bias = w.get(&format!("{prefix}.bias"), &[d_out])?;
         let mm = match self.quantization {
             Quantization::None => {
                 let wt = self.weight(&format!("{prefix}.weight_t"), &weight);
@@ -162,6 +198,10 @@ impl GraphBuilder {
             }
             Quantization::Int8 => self.int8_matmul(prefix, node, x, &weight),
         };
+        if !bias {
+            return Ok(mm);
+        }
+        let bias = w.get(&format!("{prefix}.bias"), &[d_out])?;
         // Bias second and a 1-D initializer: the shape ONNX Runtime folds into MatMulIntegerToFloat.
         let b = self.weight(&format!("{prefix}.bias"), bias);
         Ok(self.op("Add", &format!("{node}/Add"), &[&mm, &b], vec![]))
@@ -189,8 +229,18 @@ impl GraphBuilder {
     }
 
     fn layer_norm(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, h: usize, eps: f32) -> Result<String, ExportError> {
+        self.layer_norm_with_bias(w, prefix, node, x, h, eps, true)
+    }
+
+    /// [`Self::layer_norm`]; without `bias`, a zero bias (ModernBERT's norms have none).
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_with_bias(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, h: usize, eps: f32, bias: bool) -> Result<String, ExportError> {
         let gamma = self.weight(&format!("{prefix}.weight"), w.get(&format!("{prefix}.weight"), &[h])?);
-        let beta = self.weight(&format!("{prefix}.bias"), w.get(&format!("{prefix}.bias"), &[h])?);
+        let beta = if bias {
+            self.weight(&format!("{prefix}.bias"), w.get(&format!("{prefix}.bias"), &[h])?)
+        } else {
+            self.f32_tensor(&format!("{prefix}.bias_zero"), &[h], &vec![0.0; h])
+        };
         Ok(self.op(
             "LayerNormalization",
             &format!("{node}/LayerNormalization"),
@@ -200,106 +250,25 @@ impl GraphBuilder {
     }
 }
 
-/// Builds the complete model: inputs `input_ids`, `attention_mask`, `token_type_ids` (int64
-/// `[batch, sequence]`), one output per [`GraphHead`]. With [`Quantization::Int8`] the six linear
-/// layers of every encoder layer (query, key, value, attention output, FFN in and out) get int8
-/// weights ([`crate::quantize`]); embeddings, LayerNorms, the attention products and the ColBERT
-/// projection stay f32.
-pub fn build_bert_model(
-    cfg: &BertConfig,
+/// Builds the complete model: int64 `[batch, sequence]` inputs (`input_ids`, `attention_mask`, and
+/// `token_type_ids` for the families that read them, [`graph_inputs`]), one output per
+/// [`GraphHead`]. The encoder is built by its family's module. With [`Quantization::Int8`] the
+/// encoder's linear layers get int8 weights ([`crate::quantize`]); embeddings, norms, the
+/// attention products and the ColBERT projection stay f32.
+pub fn build_encoder_model(
+    cfg: &EncoderConfig,
     w: &Weights,
     head: &GraphHead,
     opset: i64,
     quantization: Quantization,
     metadata: Vec<(String, String)>,
 ) -> Result<ModelProto, ExportError> {
-    let (h, inter, nh, hs) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.head_size());
-    let eps = cfg.layer_norm_eps as f32;
+    let h = cfg.hidden_size;
     let mut g = GraphBuilder::new(quantization);
-
-    // Shared constants.
-    let one = g.f32_scalar("const_one", 1.0);
-    let half = g.f32_scalar("const_half", 0.5);
-    let sqrt2 = g.f32_scalar("const_sqrt2", std::f32::consts::SQRT_2);
-    let mask_fill = g.f32_scalar("const_mask_fill", MASK_FILL);
-    let scale = g.f32_scalar("const_sqrt_head_size", (hs as f32).sqrt());
-    let axes_1 = g.i64_tensor("const_axes_1", &[1]);
-    let axes_2 = g.i64_tensor("const_axes_2", &[2]);
-    let axes_0 = g.i64_tensor("const_axes_0", &[0]);
-    let slice_starts = g.i64_tensor("const_zero_1d", &[0]);
-    let heads_shape = g.i64_tensor("const_heads_shape", &[0, 0, nh as i64, hs as i64]);
-    let merged_shape = g.i64_tensor("const_merged_shape", &[0, 0, h as i64]);
-
-    // Embeddings: word + position + token type, then LayerNorm.
-    let word = g.weight("embeddings.word_embeddings.weight", w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?);
-    let pos = g.weight(
-        "embeddings.position_embeddings.weight",
-        w.get("embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, h])?,
-    );
-    let tt = g.weight(
-        "embeddings.token_type_embeddings.weight",
-        w.get("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?,
-    );
-    let word_emb = g.op("Gather", "/embeddings/word_embeddings/Gather", &[&word, onnx_io::INPUT_IDS], vec![]);
-    // positions = position_ids[:, :sequence] (a constant [1, max_positions] row sliced to the input's
-    // length), as Hugging Face's exporter writes it: dynamic in the sequence axis, and the pattern the
-    // ONNX Runtime transformers optimiser fuses into EmbedLayerNormalization.
-    let position_ids: Vec<i64> = (0..cfg.max_position_embeddings as i64).collect();
-    let position_ids = g.i64_tensor_2d("embeddings.position_ids", &[1, cfg.max_position_embeddings], &position_ids);
-    let ids_shape = g.op("Shape", "/embeddings/Shape", &[onnx_io::INPUT_IDS], vec![]);
-    let seq_index = g.i64_scalar("const_index_1", 1);
-    let seq_len = g.op("Gather", "/embeddings/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
-    let seq_end = g.op("Unsqueeze", "/embeddings/Unsqueeze_seq_len", &[&seq_len, &axes_0], vec![]);
-    let positions = g.op("Slice", "/embeddings/Slice_position_ids", &[&position_ids, &slice_starts, &seq_end, &axes_1, &axes_1], vec![]);
-    let pos_emb = g.op("Gather", "/embeddings/position_embeddings/Gather", &[&pos, &positions], vec![]);
-    let tt_emb = g.op("Gather", "/embeddings/token_type_embeddings/Gather", &[&tt, onnx_io::TOKEN_TYPE_IDS], vec![]);
-    let sum = g.op("Add", "/embeddings/Add", &[&word_emb, &tt_emb], vec![]);
-    let sum = g.op("Add", "/embeddings/Add_1", &[&sum, &pos_emb], vec![]);
-    let mut hidden = g.layer_norm(w, "embeddings.LayerNorm", "/embeddings/LayerNorm", &sum, h, eps)?;
-
-    // Additive attention mask [batch, 1, 1, sequence]: 0 for real tokens, finfo.min for padding.
-    let m = g.op("Unsqueeze", "/mask/Unsqueeze", &[onnx_io::ATTENTION_MASK, &axes_1], vec![]);
-    let m = g.op("Unsqueeze", "/mask/Unsqueeze_1", &[&m, &axes_2], vec![]);
-    let m = g.op("Cast", "/mask/Cast", &[&m], vec![AttributeProto::int("to", data_type::FLOAT as i64)]);
-    let m = g.op("Sub", "/mask/Sub", &[&one, &m], vec![]);
-    let mask = g.op("Mul", "/mask/Mul", &[&m, &mask_fill], vec![]);
-
-    for l in 0..cfg.num_hidden_layers {
-        let p = format!("encoder.layer.{l}");
-        let n = format!("/encoder/layer.{l}");
-        let x = hidden.clone();
-        // Self-attention.
-        let q = g.linear(w, &format!("{p}.attention.self.query"), &format!("{n}/attention/self/query"), &x, h, h)?;
-        let k = g.linear(w, &format!("{p}.attention.self.key"), &format!("{n}/attention/self/key"), &x, h, h)?;
-        let v = g.linear(w, &format!("{p}.attention.self.value"), &format!("{n}/attention/self/value"), &x, h, h)?;
-        let q = g.op("Reshape", &format!("{n}/attention/self/Reshape_q"), &[&q, &heads_shape], vec![]);
-        let q = g.op("Transpose", &format!("{n}/attention/self/Transpose_q"), &[&q], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
-        let k = g.op("Reshape", &format!("{n}/attention/self/Reshape_k"), &[&k, &heads_shape], vec![]);
-        let k = g.op("Transpose", &format!("{n}/attention/self/Transpose_k"), &[&k], vec![AttributeProto::ints("perm", &[0, 2, 3, 1])]);
-        let v = g.op("Reshape", &format!("{n}/attention/self/Reshape_v"), &[&v, &heads_shape], vec![]);
-        let v = g.op("Transpose", &format!("{n}/attention/self/Transpose_v"), &[&v], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
-        let scores = g.op("MatMul", &format!("{n}/attention/self/MatMul_qk"), &[&q, &k], vec![]);
-        let scores = g.op("Div", &format!("{n}/attention/self/Div"), &[&scores, &scale], vec![]);
-        let scores = g.op("Add", &format!("{n}/attention/self/Add_mask"), &[&scores, &mask], vec![]);
-        let probs = g.op("Softmax", &format!("{n}/attention/self/Softmax"), &[&scores], vec![AttributeProto::int("axis", -1)]);
-        let ctx = g.op("MatMul", &format!("{n}/attention/self/MatMul_v"), &[&probs, &v], vec![]);
-        let ctx = g.op("Transpose", &format!("{n}/attention/self/Transpose_ctx"), &[&ctx], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
-        let ctx = g.op("Reshape", &format!("{n}/attention/self/Reshape_ctx"), &[&ctx, &merged_shape], vec![]);
-        let attn = g.linear(w, &format!("{p}.attention.output.dense"), &format!("{n}/attention/output/dense"), &ctx, h, h)?;
-        let res = g.op("Add", &format!("{n}/attention/output/Add_residual"), &[&attn, &x], vec![]);
-        let x = g.layer_norm(w, &format!("{p}.attention.output.LayerNorm"), &format!("{n}/attention/output/LayerNorm"), &res, h, eps)?;
-        // Feed-forward with the exact (erf) GELU: x * 0.5 * (1 + erf(x / sqrt 2)).
-        let i = g.linear(w, &format!("{p}.intermediate.dense"), &format!("{n}/intermediate/dense"), &x, h, inter)?;
-        let t = g.op("Div", &format!("{n}/intermediate/gelu/Div"), &[&i, &sqrt2], vec![]);
-        let t = g.op("Erf", &format!("{n}/intermediate/gelu/Erf"), &[&t], vec![]);
-        let t = g.op("Add", &format!("{n}/intermediate/gelu/Add"), &[&t, &one], vec![]);
-        let t = g.op("Mul", &format!("{n}/intermediate/gelu/Mul"), &[&i, &t], vec![]);
-        let act = g.op("Mul", &format!("{n}/intermediate/gelu/Mul_1"), &[&t, &half], vec![]);
-        let o = g.linear(w, &format!("{p}.output.dense"), &format!("{n}/output/dense"), &act, inter, h)?;
-        let res = g.op("Add", &format!("{n}/output/Add_residual"), &[&o, &x], vec![]);
-        hidden = g.layer_norm(w, &format!("{p}.output.LayerNorm"), &format!("{n}/output/LayerNorm"), &res, h, eps)?;
-    }
-
+    let hidden = match cfg.family() {
+        Family::Bert | Family::Roberta | Family::Mpnet => bert::encoder(&mut g, cfg, w)?,
+        Family::ModernBert => modernbert::encoder(&mut g, cfg, w)?,
+    };
     let (output_name, output_dim) = match head {
         GraphHead::HiddenState => {
             g.op_named_output("Identity", "/output/Identity", &[&hidden], onnx_io::LAST_HIDDEN_STATE, vec![]);
@@ -323,14 +292,14 @@ pub fn build_bert_model(
     };
 
     let dyn_axes = [Dim::Named(onnx_io::BATCH_AXIS.into()), Dim::Named(onnx_io::SEQUENCE_AXIS.into())];
-    let inputs = [onnx_io::INPUT_IDS, onnx_io::ATTENTION_MASK, onnx_io::TOKEN_TYPE_IDS]
+    let inputs = graph_inputs(cfg.family())
         .iter()
         .map(|name| tensor_value_info(name, data_type::INT64, &dyn_axes))
         .collect();
     let out_dims = [dyn_axes[0].clone(), dyn_axes[1].clone(), Dim::Fixed(output_dim as i64)];
     let graph = GraphProto {
         node: g.nodes,
-        name: "zsc_bert_encoder".into(),
+        name: "zsc_encoder".into(),
         initializer: g.initializers,
         input: inputs,
         output: vec![tensor_value_info(output_name, data_type::FLOAT, &out_dims)],
@@ -352,11 +321,11 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    fn tiny() -> (BertConfig, Weights) {
+    fn tiny() -> (EncoderConfig, Weights) {
         let d = tempfile::tempdir().unwrap();
         zsc_core::fixtures::write_tiny_bert(d.path(), zsc_core::fixtures::TinyBert::default()).unwrap();
-        let cfg = crate::weights::load_bert_config(&d.path().join("config.json")).unwrap();
-        let w = Weights::load(&d.path().join("model.safetensors")).unwrap();
+        let cfg = crate::weights::load_encoder_config(&d.path().join("config.json")).unwrap();
+        let w = Weights::load(&d.path().join("model.safetensors"), &cfg).unwrap();
         (cfg, w)
     }
 
@@ -386,7 +355,7 @@ mod tests {
     #[test]
     fn hidden_state_graph_is_well_formed() {
         let (cfg, w) = tiny();
-        let m = build_bert_model(&cfg, &w, &GraphHead::HiddenState, 17, Quantization::None, vec![]).unwrap();
+        let m = build_encoder_model(&cfg, &w, &GraphHead::HiddenState, 17, Quantization::None, vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::LAST_HIDDEN_STATE);
@@ -403,10 +372,10 @@ mod tests {
     fn colbert_graph_projects_and_normalises() {
         let (cfg, mut w) = tiny();
         let head = GraphHead::ColbertProjection { dim: 8 };
-        let err = build_bert_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap_err();
+        let err = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap_err();
         assert!(matches!(err, ExportError::MissingTensor { ref name, .. } if name == "colbert.proj.weight"), "{err}");
         w.insert("colbert.proj.weight", Tensor { shape: vec![8, 32], data: vec![0.01; 8 * 32] });
-        let m = build_bert_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap();
+        let m = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::TOKEN_EMBEDDINGS);

@@ -1,0 +1,125 @@
+//! Every supported encoder family in tch (issue #26): the forward against transformers' own
+//! implementation, then each head trained a few steps, exported and scored by the runtime. The
+//! tiny random models and transformers' outputs come from `scripts/tiny_families.py`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tch::{Device, Tensor};
+use trainer::models::{to_vec_f32, BatchTensors};
+use trainer::{train, EncoderConfig, TrainOptions, ZscModel};
+use zsc_core::tokenize::TextTokenizer;
+use zsc_core::{ModelSpec, ModelType, TrainConfig};
+
+const NAMES: [&str; 6] = ["bert_cls", "bert_mean_prompt", "bert_lasttoken", "mpnet", "xlm_roberta", "modernbert"];
+/// last_hidden_state, tch vs transformers (f32, random weights).
+const TOLERANCE: f64 = 1e-4;
+
+fn families() -> &'static (PathBuf, Value) {
+    static F: OnceLock<(PathBuf, Value)> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trainer-families");
+        let root = zsc_core::fixtures::workspace_root();
+        let python = std::env::var("ZSC_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+        let out = Command::new(&python).arg(root.join("scripts/tiny_families.py")).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "scripts/tiny_families.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        (dir, reference)
+    })
+}
+
+fn bi_spec(hidden: usize) -> ModelSpec {
+    ModelSpec {
+        model_type: ModelType::BiEncoder,
+        hidden_size: hidden,
+        max_length: 64,
+        n_code_vectors: None,
+        colbert_dim: None,
+        label_template: None,
+        similarity: Default::default(),
+        embedding: Default::default(),
+    }
+}
+
+#[test]
+fn tch_encoders_match_transformers() {
+    let (dir, reference) = families();
+    for name in NAMES {
+        let base = dir.join(name);
+        let cfg = EncoderConfig::load(&base.join("config.json")).unwrap();
+        let model = ZscModel::from_base(bi_spec(cfg.hidden_size), &base, Device::Cpu).unwrap();
+        let tok = TextTokenizer::from_file(&base.join("tokenizer.json"), 64).unwrap();
+        let r = &reference[name];
+        let texts: Vec<&str> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        // all texts in one padded batch: padding must not change any real token's state
+        let batch = tok.encode_batch(&texts).unwrap();
+        let h = tch::no_grad(|| model.encode_tensors(&BatchTensors::new(&batch, Device::Cpu).unwrap(), false));
+        let mut worst = 0.0f64;
+        for (i, want) in r["hidden"].as_array().unwrap().iter().enumerate() {
+            let ids: Vec<i64> = want["input_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+            assert_eq!(&batch.input_ids[i * batch.seq..i * batch.seq + ids.len()], ids.as_slice(), "{name}: token ids");
+            let want: Vec<f32> = want["last_hidden_state"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
+            let got = to_vec_f32(&h.get(i as i64).narrow(0, 0, ids.len() as i64)).unwrap();
+            assert_eq!(got.len(), want.len(), "{name}");
+            worst = got.iter().zip(&want).map(|(a, b)| f64::from((a - b).abs())).fold(worst, f64::max);
+        }
+        println!("{name:>18}: max |tch - transformers| last_hidden_state = {worst:.2e}");
+        assert!(worst < TOLERANCE, "{name}: {worst}");
+    }
+}
+
+/// A few steps of every head on every family, then export and the runtime's scores against the
+/// checkpoint's own (tch) scores.
+#[test]
+fn every_head_trains_exports_and_classifies_on_every_family() {
+    let (dir, reference) = families();
+    let work = tempfile::tempdir().unwrap();
+    common::write_data(&work.path().join("data.json"));
+    for name in NAMES {
+        let r = &reference[name];
+        let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+        let labels: Vec<String> = r["labels"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+        for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
+            let cfg = TrainConfig {
+                model_type,
+                base_model: dir.join(name).to_string_lossy().into(),
+                data: work.path().join("data.json"),
+                output_dir: work.path().join("runs"),
+                run_name: format!("{name}-{model_type}"),
+                device: "cpu".into(),
+                max_length: 32,
+                batch_size: 8,
+                max_steps: 3,
+                val_every: 3,
+                val_batches: 1,
+                n_code_vectors: 4,
+                colbert_dim: 16,
+                anchor_weight: 1.0,
+                calibrate: false,
+                seed: 3,
+                ..TrainConfig::default()
+            };
+            let summary = train(&cfg, &TrainOptions::default()).unwrap();
+            let ckpt_dir = summary.run_dir.join("last");
+            let ckpt = trainer::checkpoint::Checkpoint::load(&ckpt_dir, Device::Cpu).unwrap();
+            // the checkpoint keeps its base's pooling and prompts
+            let st = zsc_core::SentenceTransformerFolder::read(&dir.join(name)).unwrap();
+            assert_eq!(ckpt.info.spec.embedding.pooling, st.embedding.pooling, "{name}");
+            assert_eq!(ckpt.info.spec.embedding.text_prompt, st.embedding.text_prompt, "{name}");
+            let want = trainer::eval::score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 8).unwrap();
+            let bundle = work.path().join(format!("bundle-{name}-{model_type}"));
+            export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
+            let clf = runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();
+            let got = clf.classify(&texts, &labels).unwrap();
+            let diff = got.iter().flatten().zip(want.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            println!("{name:>18} {model_type:>13}: max |runtime - tch| score = {diff:.2e}");
+            assert!(diff < 2e-3, "{name} {model_type}: {diff}");
+            assert!(got.iter().flatten().all(|s| s.is_finite()));
+        }
+    }
+    drop(Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)));
+}
