@@ -107,8 +107,6 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
 /// Word + position (+ token type) embeddings, then LayerNorm.
 fn embeddings(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) -> Result<String, ExportError> {
     let h = cfg.hidden_size;
-    let axes_0 = g.i64_tensor("const_axes_0", &[0]);
-    let axes_1 = g.i64_tensor("const_axes_1_embeddings", &[1]);
     let word = g.weight("embeddings.word_embeddings.weight", w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?);
     let pos = g.weight(
         "embeddings.position_embeddings.weight",
@@ -120,6 +118,8 @@ fn embeddings(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) -> Result<
             // positions = position_ids[:, :sequence] (a constant [1, max_positions] row sliced to the
             // input's length), as Hugging Face's exporter writes it: dynamic in the sequence axis, and
             // the pattern the ONNX Runtime transformers optimiser fuses into EmbedLayerNormalization.
+            let axes_0 = g.i64_tensor("const_axes_0", &[0]);
+            let axes_1 = g.i64_tensor("const_axes_1_embeddings", &[1]);
             let position_ids: Vec<i64> = (0..cfg.max_position_embeddings as i64).collect();
             let position_ids = g.i64_tensor_2d("embeddings.position_ids", &[1, cfg.max_position_embeddings], &position_ids);
             let slice_starts = g.i64_tensor("const_zero_1d", &[0]);
