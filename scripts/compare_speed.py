@@ -30,8 +30,8 @@ thread count, through (rows of the report):
                        that backend's dynamic int8 export (export_dynamic_quantized_onnx_model with
                        the configuration that fits this CPU: avx512_vnni, avx512 or avx2)
 
-What makes the Python columns careful (measured by scripts/py_ort_thread_settings.py, README
-"Speed"): numpy's OpenBLAS gets one thread, because its idle worker thread busy-waits after every
+What makes the Python columns careful (measured by scripts/py_ort_thread_settings.py,
+docs/speed.md): numpy's OpenBLAS gets one thread, because its idle worker thread busy-waits after every
 small pooling/scoring product on the core that ONNX Runtime's worker thread needs (2.3x on 2
 cores); sorted batches; warm-up; best of --repeats passes. The tokenizer's rayon pool is also set
 to one thread (measured: no effect either way on batches of 32 short texts). Everything gets --threads intra-op threads (ONNX Runtime intra_op_num_threads,
@@ -237,7 +237,7 @@ def bundle_tokenizer(bundle, max_length, padding=True):
 
 
 class NumpyHead:
-    """Pooling and scoring with numpy, the contract of COMMON.md."""
+    """Pooling and scoring with numpy, the contract of docs/architectures.md."""
 
     def __init__(self, bundle, manifest):
         self.kind = manifest["spec"]["model_type"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Score a Hugging Face encoder, or an ensemble of them, on the held-out tasks of README
-"Zero-shot quality" (dev and test): each task's texts against its own raw labels, mean pooling,
+"""Score a Hugging Face encoder, or an ensemble of them, on the held-out tasks of
+docs/quality.md (dev and test): each task's texts against its own raw labels, mean pooling,
 cosine (an ensemble: the mean of its models' cosines), top-1. One JSON line per encoder set.
 What a teacher for `anchor_teacher` is worth before any training.
 

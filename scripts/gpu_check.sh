@@ -3,7 +3,7 @@
 # what the trainer binary sees, its training speed against the PyTorch-eager peer of the same
 # recipe on the same GPU (batch 32/128/512, fp32 and bf16), and every architecture trained with
 # the default config.yml (fp32 and bf16) scored on the held-out test tasks. Prints one JSON line
-# (also OUT/gpu_check.json). Details: scripts/gpu_check.py; README "GPU training".
+# (also OUT/gpu_check.json). Details: scripts/gpu_check.py; docs/gpu.md.
 #
 # On the CPU box:   bash scripts/pack_for_gpu.sh          # -> .gpu/ (trainer + fp16 base, ~45 MB)
 # On the GPU box:   bash scripts/gpu_check.sh --packed .gpu [--out DIR] [--grid RUNS.json]

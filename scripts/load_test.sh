@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full load and abuse test of `zsc serve` on loopback (README "Serving"; the short version runs
+# Full load and abuse test of `zsc serve` on loopback (docs/serving.md; the short version runs
 # in CI as runtime/tests/serve.rs).
 #
 #   bash scripts/load_test.sh [BUNDLE]          # default: all-MiniLM-L6-v2 exported as a bi-encoder

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Keep a fraction of every source of a training file, or leave sources out: the data ablations of
-README "Zero-shot quality" (does the mixture's size or its variety carry the gain?).
+docs/experiments/data-sources.md (does the mixture's size or its variety carry the gain?).
 
   python3 scripts/subsample_data.py data/train.json /tmp/train_half.json --fraction 0.5
   python3 scripts/subsample_data.py data/train.json /tmp/train_new.json --drop-source clinc150 --drop-source nlupp

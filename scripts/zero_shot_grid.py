@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Train a list of recipes and score each one's `best_probe/` checkpoint on the held-out *test*
-tasks: the zero-shot protocol of README "Zero-shot quality", run for many recipes at once.
+tasks: the zero-shot protocol of docs/quality.md, run for many recipes at once.
 
 Each run is `trainer train --config config.yml --run-name NAME [--model-type T] [--set K=V ...]`;
 the checkpoint is chosen on the probe's *dev* tasks (`probe_data`, macro top-1), then

@@ -78,8 +78,8 @@ pub enum LabelTemplate {
 /// Settings of [`crate::Classifier::from_dir`]. `Default` gives CPU, ONNX Runtime's own thread
 /// count and spinning, batches of 32, the manifest's label template, full graph optimisation, one
 /// session. [`ClassifierOptions::latency`] and [`ClassifierOptions::throughput`] are the settings
-/// measured best for a service answering one request at a time and for batch evaluation (README
-/// "Speed", `scripts/compare_threads.py`).
+/// measured best for a service answering one request at a time and for batch evaluation (docs/speed.md
+/// "Threads", `scripts/compare_threads.py`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierOptions {
     /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides:
@@ -121,7 +121,7 @@ impl ClassifierOptions {
     /// ONNX Runtime's thread count (one per physical core), spinning off. Between requests a
     /// spinning worker busy-waits through the whole gap: on the 2-core test machine 16-25 ms of CPU
     /// per request at 20 ms between requests, against 2-5 ms without, for about 0.2 ms of latency
-    /// (README "Speed"). Back-to-back calls from one caller are faster with spinning on
+    /// (docs/speed.md). Back-to-back calls from one caller are faster with spinning on
     /// (`with_intra_op_spinning(true)`); concurrent requests scale with `with_sessions`.
     pub fn latency() -> Self {
         ClassifierOptions { intra_op_spinning: Some(false), ..Default::default() }

@@ -2,7 +2,7 @@
 //! (concurrency 1, 16, 64), abuse (malformed JSON, a 100 MB body, 100k labels, empty and
 //! non-string texts, idle half-open connections, a slow body) followed by a check that the server
 //! still answers correctly, a full queue (503 + Retry-After), and graceful shutdown. The full
-//! 60-second runs with a real model are `scripts/load_test.sh` (README "Serving").
+//! 60-second runs with a real model are `scripts/load_test.sh` (docs/serving.md).
 
 mod common;
 

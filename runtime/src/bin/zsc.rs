@@ -38,7 +38,7 @@ struct Cli {
 
 #[derive(Args, Debug)]
 struct Common {
-    /// ONNX Runtime intra-op threads (default: ClassifierOptions::throughput(), README "Speed").
+    /// ONNX Runtime intra-op threads (default: ClassifierOptions::throughput(), docs/speed.md).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
     /// ONNX Runtime intra-op spinning: on (idle worker threads busy-wait) or off (default:
