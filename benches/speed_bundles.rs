@@ -171,6 +171,7 @@ pub fn write_fake_checkpoint(base: &Path, dir: &Path, model_type: ModelType) -> 
             label_template: None,
             similarity: Default::default(),
             embedding: Default::default(),
+            colbert_scoring: Default::default(),
         },
         base_model: base.display().to_string(),
         data: PathBuf::from("none (speed bundle: MiniLM weights, random untrained head)"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use zsc_core::manifest::{bundle_files, checkpoint_files, onnx_io, tensor_names, FORMAT_VERSION};
-use zsc_core::{BundleManifest, CheckpointInfo, CoreError, ModelSpec, ModelType, Quantization, Similarity};
+use zsc_core::{BundleManifest, CheckpointInfo, ColbertScoring, CoreError, ModelSpec, ModelType, Quantization, Similarity};
 
 pub mod graph;
 pub mod onnx;
@@ -30,7 +30,8 @@ pub const MAX_OPSET: i64 = 21;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportOptions {
     /// For a checkpoint: must match the checkpoint's own type if given. For a plain Hugging Face
-    /// folder: only `BiEncoder` (the default) is possible.
+    /// folder: `BiEncoder` (the default) or `Colbert` (the base's own token vectors: identity
+    /// projection, score scale 1, the untrained floor of a ColBERT).
     pub model_type: Option<ModelType>,
     pub opset: i64,
     /// Overrides the checkpoint's max_length (plain folder default: 128).
@@ -45,6 +46,9 @@ pub struct ExportOptions {
     pub text_prompt: Option<String>,
     /// Plain folder only: the same for labels.
     pub label_prompt: Option<String>,
+    /// ColBERT from a plain folder only: MaxSim direction and special tokens (a checkpoint keeps
+    /// what it was trained with).
+    pub colbert_scoring: Option<ColbertScoring>,
 }
 
 impl Default for ExportOptions {
@@ -57,6 +61,7 @@ impl Default for ExportOptions {
             quantization: Quantization::None,
             text_prompt: None,
             label_prompt: None,
+            colbert_scoring: None,
         }
     }
 }
@@ -90,6 +95,11 @@ impl ExportOptions {
     pub fn with_prompts(mut self, text_prompt: Option<String>, label_prompt: Option<String>) -> Self {
         self.text_prompt = text_prompt;
         self.label_prompt = label_prompt;
+        self
+    }
+
+    pub fn with_colbert_scoring(mut self, scoring: ColbertScoring) -> Self {
+        self.colbert_scoring = Some(scoring);
         self
     }
 }
@@ -182,6 +192,15 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                     )));
                 }
             }
+            if opts.colbert_scoring.is_some_and(|c| c != info.spec.colbert_scoring) {
+                return Err(ExportError::Option {
+                    option: "colbert_scoring",
+                    message: format!(
+                        "the checkpoint was trained with {:?}; ColBERT serves what it was trained with",
+                        info.spec.colbert_scoring
+                    ),
+                });
+            }
             if opts.text_prompt.is_some() || opts.label_prompt.is_some() {
                 return Err(ExportError::Option {
                     option: "text_prompt / label_prompt",
@@ -198,10 +217,10 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         }
         Source::HuggingFace => {
             let t = opts.model_type.unwrap_or(ModelType::BiEncoder);
-            if t != ModelType::BiEncoder {
+            if t == ModelType::PolyEncoder {
                 return Err(ExportError::ModelType(format!(
                     "{} is a plain Hugging Face folder (no {}): it has no trained {t} head, so it can only be \
-                     exported as bi_encoder",
+                     exported as bi_encoder (or colbert: its own token vectors)",
                     src.display(),
                     checkpoint_files::INFO
                 )));
@@ -209,15 +228,19 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
             // a sentence-transformers folder brings its pooling, prompts, length and similarity,
             // so the untouched base scores as sentence-transformers scores it
             let st = zsc_core::SentenceTransformerFolder::read(src)?;
+            if t == ModelType::Colbert && opts.similarity.is_some() {
+                return Err(ExportError::Option { option: "similarity", message: "a colbert bundle scores by MaxSim".into() });
+            }
             ModelSpec {
-                model_type: ModelType::BiEncoder,
+                model_type: t,
                 hidden_size: cfg.hidden_size,
                 max_length: st.max_seq_length.unwrap_or(DEFAULT_PLAIN_MAX_LENGTH).min(cfg.max_tokens()),
                 n_code_vectors: None,
-                colbert_dim: None,
+                colbert_dim: (t == ModelType::Colbert).then_some(cfg.hidden_size),
                 label_template: None,
-                similarity: opts.similarity.or(st.similarity).unwrap_or_default(),
+                similarity: if t == ModelType::Colbert { Similarity::Dot } else { opts.similarity.or(st.similarity).unwrap_or_default() },
                 embedding: st.embedding_with(opts.text_prompt.as_deref(), opts.label_prompt.as_deref()),
+                colbert_scoring: if t == ModelType::Colbert { opts.colbert_scoring.unwrap_or_default() } else { Default::default() },
             }
         }
     };
@@ -243,7 +266,14 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
     }
     spec.validate()?;
 
-    let weights = Weights::load(&src.join(checkpoint_files::WEIGHTS), &cfg)?;
+    let mut weights = Weights::load(&src.join(checkpoint_files::WEIGHTS), &cfg)?;
+    if matches!(source, Source::HuggingFace) && spec.model_type == ModelType::Colbert {
+        // the untrained floor: the base's own token vectors, L2-normalised, MaxSim unscaled
+        let h = cfg.hidden_size;
+        let identity = (0..h * h).map(|i| if i / h == i % h { 1.0 } else { 0.0 }).collect();
+        weights.insert(tensor_names::COLBERT_PROJ, weights::Tensor { shape: vec![h, h], data: identity });
+        weights.insert(tensor_names::COLBERT_SCALE, weights::Tensor { shape: vec![1], data: vec![1.0] });
+    }
     let h = cfg.hidden_size;
     // Head tensors: validated here, before anything is written.
     let mut cosine_scale = Vec::new();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use export::{export_bundle, ExportOptions, DEFAULT_OPSET};
-use zsc_core::{ModelType, Quantization, Similarity};
+use zsc_core::{ColbertScoring, MaxSimDirection, ModelType, Quantization, Similarity, SpecialTokenSides};
 
 /// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
 /// ONNX bundle: manifest.json, encoder.onnx, head.safetensors, tokenizer.json.
@@ -22,7 +22,8 @@ struct Args {
     #[arg(long)]
     out: PathBuf,
     /// bi_encoder | poly_encoder | colbert. Checkpoints carry their own type (a different value is an
-    /// error); a plain Hugging Face folder can only be exported as bi_encoder.
+    /// error); a plain Hugging Face folder exports as bi_encoder, or as colbert scoring its own
+    /// token vectors (the untrained floor of a ColBERT: identity projection, scale 1).
     #[arg(long)]
     model_type: Option<ModelType>,
     /// ONNX opset (17 or newer).
@@ -35,7 +36,7 @@ struct Args {
     #[arg(long, value_parser = parse_similarity)]
     similarity: Option<Similarity>,
     /// none (f32) | int8: the encoder's linear layers with int8 weights (per output channel) and
-    /// activations quantized per call (README "Speed" for speed and accuracy). The runtime loads
+    /// activations quantized per call (docs/speed.md for speed and accuracy). The runtime loads
     /// either without options.
     #[arg(long, default_value_t = Quantization::None)]
     quantize: Quantization,
@@ -46,6 +47,13 @@ struct Args {
     /// Plain folder only: the same for labels.
     #[arg(long)]
     label_prompt: Option<String>,
+    /// ColBERT from a plain folder only: label_to_text | text_to_label | symmetric (a checkpoint
+    /// keeps the direction it was trained with).
+    #[arg(long)]
+    maxsim: Option<MaxSimDirection>,
+    /// ColBERT from a plain folder only: which sides keep [CLS]/[SEP] in MaxSim: both | text | label | none.
+    #[arg(long)]
+    colbert_special_tokens: Option<SpecialTokenSides>,
 }
 
 fn parse_similarity(s: &str) -> Result<Similarity, String> {
@@ -78,6 +86,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         quantization: args.quantize,
         text_prompt: args.text_prompt,
         label_prompt: args.label_prompt,
+        colbert_scoring: (args.maxsim.is_some() || args.colbert_special_tokens.is_some()).then(|| ColbertScoring {
+            maxsim: args.maxsim.unwrap_or_default(),
+            special_tokens: args.colbert_special_tokens.unwrap_or_default(),
+        }),
     };
     let hub = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
     let src = zsc_core::hub::resolve(&args.checkpoint.to_string_lossy(), zsc_core::hub::Wanted::Bert, &hub)

@@ -122,7 +122,7 @@ fn bert_prefix_and_pooler_keys_give_the_same_graph() {
 }
 
 #[test]
-fn plain_folder_exports_as_bi_encoder_only() {
+fn plain_folder_exports_as_bi_encoder_or_its_own_colbert_floor() {
     let d = tempfile::tempdir().unwrap();
     let plain = d.path().join("plain");
     zsc_core::fixtures::write_tiny_bert(&plain, tiny()).unwrap();
@@ -131,11 +131,27 @@ fn plain_folder_exports_as_bi_encoder_only() {
     assert_eq!(m.spec.model_type, ModelType::BiEncoder);
     assert_eq!(m.spec.max_length, 128, "plain folders default to max_length 128");
     assert_eq!((m.data, m.split, m.seed), (None, None, None));
-    let opts = ExportOptions { model_type: Some(ModelType::Colbert), ..Default::default() };
-    let e = export_bundle(&plain, &d.path().join("colbert"), &opts).unwrap_err();
+    // a poly_encoder needs trained codes
+    let opts = ExportOptions { model_type: Some(ModelType::PolyEncoder), ..Default::default() };
+    let e = export_bundle(&plain, &d.path().join("poly"), &opts).unwrap_err();
     assert!(matches!(e, export::ExportError::ModelType(_)), "{e}");
     assert!(e.to_string().contains("bi_encoder"), "{e}");
-    assert!(!d.path().join("colbert").exists());
+    assert!(!d.path().join("poly").exists());
+    // colbert: the base's own token vectors, identity projection at the hidden size, scale 1,
+    // scored as asked
+    let scoring = zsc_core::ColbertScoring {
+        maxsim: zsc_core::MaxSimDirection::Symmetric,
+        special_tokens: zsc_core::SpecialTokenSides::Neither,
+    };
+    let opts = ExportOptions::default().with_model_type(ModelType::Colbert).with_colbert_scoring(scoring);
+    let m = export_bundle(&plain, &d.path().join("colbert"), &opts).unwrap();
+    assert_eq!((m.spec.model_type, m.spec.colbert_dim, m.output_dim), (ModelType::Colbert, Some(tiny().hidden_size), tiny().hidden_size));
+    assert_eq!(m.spec.colbert_scoring, scoring);
+    let head = std::fs::read(d.path().join("colbert/head.safetensors")).unwrap();
+    let head = safetensors::SafeTensors::deserialize(&head).unwrap();
+    assert_eq!(head.tensor(zsc_core::manifest::tensor_names::COLBERT_SCALE).unwrap().data(), 1.0f32.to_le_bytes());
+    let opts = ExportOptions { similarity: Some(zsc_core::Similarity::Cosine), ..opts };
+    assert!(export_bundle(&plain, &d.path().join("colbert2"), &opts).unwrap_err().to_string().contains("MaxSim"));
 }
 
 #[test]

@@ -159,6 +159,10 @@ fn bad_options() {
     assert!(matches!(e, ExportError::Option { option: "max_length", .. }), "{e:?}");
     let e = export_err(&ckpt, &out, &ExportOptions { model_type: Some(ModelType::Colbert), ..Default::default() });
     assert!(matches!(e, ExportError::ModelType(_)), "{e:?}");
+    // a checkpoint serves the MaxSim it was trained with
+    let symmetric = zsc_core::ColbertScoring { maxsim: zsc_core::MaxSimDirection::Symmetric, ..Default::default() };
+    let e = export_err(&ckpt, &out, &ExportOptions::default().with_colbert_scoring(symmetric));
+    assert!(matches!(e, ExportError::Option { option: "colbert_scoring", .. }), "{e:?}");
 }
 
 #[test]

@@ -155,7 +155,7 @@ fn load_head(path: &Path, spec: &ModelSpec) -> Result<Head> {
         }
         ModelType::Colbert => {
             let scale = read(tensor_names::COLBERT_SCALE, &[1])?;
-            Ok(Head::Colbert(MaxSim::new(scale[0])))
+            Ok(Head::Colbert(MaxSim::new(scale[0]).with_direction(spec.colbert_scoring.maxsim)))
         }
     }
 }
@@ -313,6 +313,9 @@ impl Classifier {
 
         let head = load_head(&head_path, spec)?;
         let tokenizer = TextTokenizer::from_file(&tokenizer_path, spec.max_length).map_err(RuntimeError::Tokenizer)?;
+        if spec.colbert_scoring.special_tokens != zsc_core::SpecialTokenSides::Both {
+            tokenizer.check_wraps_in_special_tokens().map_err(RuntimeError::Tokenizer)?;
+        }
         let (pad_id, pad_type_id) = tokenizer
             .inner()
             .get_padding()
@@ -402,10 +405,11 @@ impl Classifier {
                 LabelRepr::Vectors(vectors)
             }
             Head::Colbert(_) => {
+                let keep_special = self.manifest.spec.colbert_scoring.special_tokens;
                 let mut per_label: Vec<Array2<f32>> = vec![Array2::zeros((0, 0)); labels.len()];
                 self.for_each_batch(&templated, |rows, hidden, batch| {
                     for (k, &row) in rows.iter().enumerate() {
-                        per_label[row] = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+                        per_label[row] = scored_tokens(hidden.index_axis(Axis(0), k), batch, k, keep_special.label());
                     }
                     Ok(())
                 })?;
@@ -474,8 +478,9 @@ impl Classifier {
                     }
                 }
                 (Head::Colbert(maxsim), LabelRepr::Tokens { tokens, spans }) => {
+                    let keep_special = self.manifest.spec.colbert_scoring.special_tokens.text();
                     for (k, &row) in rows.iter().enumerate() {
-                        let text = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+                        let text = scored_tokens(hidden.index_axis(Axis(0), k), batch, k, keep_special);
                         scores[row] = maxsim.score_many(text.view(), tokens.view(), spans).to_vec();
                     }
                 }
@@ -574,7 +579,7 @@ impl Classifier {
         }
         self.for_each_batch(&self.text_inputs(texts), |rows, hidden, batch| {
             for (k, &row) in rows.iter().enumerate() {
-                out[row] = real_tokens(hidden.index_axis(Axis(0), k), batch, k);
+                out[row] = scored_tokens(hidden.index_axis(Axis(0), k), batch, k, true);
             }
             Ok(())
         })?;
@@ -689,9 +694,15 @@ fn mask_view(batch: &TokenBatch) -> Result<ndarray::ArrayView2<'_, i64>> {
 }
 
 /// The real (unpadded) token rows of row `k` of a batch output.
-fn real_tokens(hidden: ArrayView2<'_, f32>, batch: &TokenBatch, k: usize) -> Array2<f32> {
+/// The token rows of row `k` that ColBERT scores: its real tokens, without the first and the
+/// last (the `[CLS]`/`[SEP]` the tokenizer wraps it in) unless `keep_special`.
+fn scored_tokens(hidden: ArrayView2<'_, f32>, batch: &TokenBatch, k: usize, keep_special: bool) -> Array2<f32> {
     let mask = &batch.attention_mask[k * batch.seq..(k + 1) * batch.seq];
-    let keep: Vec<usize> = mask.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, _)| i).collect();
+    let mut keep: Vec<usize> = mask.iter().enumerate().filter(|(_, &m)| m != 0).map(|(i, _)| i).collect();
+    if !keep_special {
+        let inner = keep.len().saturating_sub(1);
+        keep = keep.get(1..inner).map(<[usize]>::to_vec).unwrap_or_default();
+    }
     hidden.select(Axis(0), &keep)
 }
 

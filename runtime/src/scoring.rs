@@ -1,13 +1,13 @@
 //! The three scoring heads, applied by the runtime to the encoder's token outputs with ndarray.
 //!
-//! The semantics are the team contract (COMMON.md) and must match the trainer bit for bit in
-//! intent: masks are `attention_mask` rows (non-zero = real token, `[CLS]`/`[SEP]` included),
-//! padded positions never influence a result.
+//! The semantics are the team contract (docs/architectures.md) and must match the trainer bit for bit in
+//! intent: masks are `attention_mask` rows (non-zero = real token, `[CLS]`/`[SEP]` included;
+//! ColBERT may leave them out, as its bundle says), padded positions never influence a result.
 
 use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayView3, Axis};
-use zsc_core::Pooling;
+use zsc_core::{MaxSimDirection, Pooling};
 
 /// Masked mean pooling: `sum(H * mask) / max(sum(mask), 1e-9)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,44 +145,42 @@ impl PolyAttention {
     }
 }
 
-/// ColBERT late interaction on L2-normalised token embeddings:
-/// `score = score_scale * mean_{real label tokens s} max_{real text tokens t} E_text[t] . E_label[s]`.
+/// ColBERT late interaction on L2-normalised token embeddings, in the bundle's MaxSim direction
+/// ([`MaxSimDirection`]): label to text is
+/// `score_scale * mean_{label tokens s} max_{text tokens t} E_text[t] . E_label[s]`, text to label
+/// swaps the roles, symmetric is the mean of both. Which tokens take part (padding never, the
+/// special tokens as the bundle says) is decided by the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct MaxSim {
     /// `colbert.score_scale` of the bundle.
     pub score_scale: f32,
+    pub direction: MaxSimDirection,
 }
 
 impl MaxSim {
+    /// Label to text (what bundles without a direction mean).
     pub fn new(score_scale: f32) -> Self {
-        MaxSim { score_scale }
+        MaxSim { score_scale, direction: MaxSimDirection::LabelToText }
+    }
+
+    pub fn with_direction(mut self, direction: MaxSimDirection) -> Self {
+        self.direction = direction;
+        self
     }
 
     /// Unscaled MaxSim of one (text, label) pair, both padded, with their masks. An empty side
     /// (no real token) gives 0 rather than a NaN or an infinity.
     pub fn similarity(
+        &self,
         text: ArrayView2<'_, f32>,
         text_mask: ArrayView1<'_, i64>,
         label: ArrayView2<'_, f32>,
         label_mask: ArrayView1<'_, i64>,
     ) -> f32 {
-        let sim = label.dot(&text.t()); // [S, T]
-        let mut total = 0.0f32;
-        let mut n = 0usize;
-        for (row, &lm) in sim.outer_iter().zip(label_mask.iter()) {
-            if lm == 0 {
-                continue;
-            }
-            let best = row
-                .iter()
-                .zip(text_mask.iter())
-                .filter(|(_, &tm)| tm != 0)
-                .map(|(&x, _)| x)
-                .fold(f32::NEG_INFINITY, f32::max);
-            total += if best.is_finite() { best } else { 0.0 };
-            n += 1;
-        }
-        if n == 0 { 0.0 } else { total / n as f32 }
+        let real = |m: ArrayView1<'_, i64>| m.iter().enumerate().filter(|(_, &x)| x != 0).map(|(i, _)| i).collect::<Vec<_>>();
+        let text = text.select(Axis(0), &real(text_mask));
+        let label = label.select(Axis(0), &real(label_mask));
+        self.of_similarities(label.dot(&text.t()).view())
     }
 
     /// Scaled score (the logit) of one padded pair.
@@ -193,33 +191,34 @@ impl MaxSim {
         label: ArrayView2<'_, f32>,
         label_mask: ArrayView1<'_, i64>,
     ) -> f32 {
-        self.score_scale * Self::similarity(text, text_mask, label, label_mask)
+        self.score_scale * self.similarity(text, text_mask, label, label_mask)
     }
 
     /// Scaled scores of one text against many labels at once. `text [T, d]` holds only the text's
-    /// real tokens; `label_tokens [N, d]` stacks the real tokens of all labels, label `j` owning
-    /// rows `spans[j]`. One matrix product for all labels, then a max over T and a mean per span.
+    /// scored tokens; `label_tokens [N, d]` stacks the scored tokens of all labels, label `j`
+    /// owning rows `spans[j]`. One matrix product for all labels, then MaxSim per span.
     pub fn score_many(&self, text: ArrayView2<'_, f32>, label_tokens: ArrayView2<'_, f32>, spans: &[Range<usize>]) -> Array1<f32> {
         let sim = label_tokens.dot(&text.t()); // [N, T]
-        let best: Vec<f32> = sim
-            .outer_iter()
-            .map(|row| {
-                let b = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                if b.is_finite() { b } else { 0.0 }
-            })
-            .collect();
-        spans
-            .iter()
-            .map(|r| {
-                let n = r.len();
-                if n == 0 {
-                    0.0
-                } else {
-                    self.score_scale * best[r.clone()].iter().sum::<f32>() / n as f32
-                }
-            })
-            .collect()
+        spans.iter().map(|r| self.score_scale * self.of_similarities(sim.slice(ndarray::s![r.clone(), ..]))).collect()
     }
+
+    /// MaxSim of one pair from its token similarities `sim [label tokens, text tokens]`.
+    fn of_similarities(&self, sim: ArrayView2<'_, f32>) -> f32 {
+        match self.direction {
+            MaxSimDirection::LabelToText => mean_of_max(sim),
+            MaxSimDirection::TextToLabel => mean_of_max(sim.t()),
+            MaxSimDirection::Symmetric => 0.5 * (mean_of_max(sim) + mean_of_max(sim.t())),
+        }
+    }
+}
+
+/// Mean over the rows of each row's maximum; 0 when there are no rows or no columns.
+fn mean_of_max(sim: ArrayView2<'_, f32>) -> f32 {
+    if sim.nrows() == 0 || sim.ncols() == 0 {
+        return 0.0;
+    }
+    let total: f32 = sim.outer_iter().map(|row| row.iter().copied().fold(f32::NEG_INFINITY, f32::max)).sum();
+    total / sim.nrows() as f32
 }
 
 /// Each row divided by its L2 norm (a zero row stays zero), as the trainer's `l2_normalize`.
@@ -420,17 +419,46 @@ mod tests {
         let text_mask = arr1(&[1i64, 1, 0]);
         let label = arr2(&[[0.6f32, 0.8], [1.0, 0.0], [0.0, -1.0]]);
         let label_mask = arr1(&[1i64, 1, 0]);
-        let sim = MaxSim::similarity(text.view(), text_mask.view(), label.view(), label_mask.view());
-        assert!(close(sim, 0.9, 1e-6), "{sim}");
         let head = MaxSim::new(10.0);
+        let sim = head.similarity(text.view(), text_mask.view(), label.view(), label_mask.view());
+        assert!(close(sim, 0.9, 1e-6), "{sim}");
         assert!(close(head.score(text.view(), text_mask.view(), label.view(), label_mask.view()), 9.0, 1e-5));
         let all = arr1(&[1i64, 1, 1]);
-        assert!(close(MaxSim::similarity(text.view(), all.view(), label.view(), label_mask.view()), 1.0, 1e-6));
-        assert!(close(MaxSim::similarity(text.view(), text_mask.view(), label.view(), all.view()), 0.6, 1e-6));
+        assert!(close(head.similarity(text.view(), all.view(), label.view(), label_mask.view()), 1.0, 1e-6));
+        assert!(close(head.similarity(text.view(), text_mask.view(), label.view(), all.view()), 0.6, 1e-6));
+        // text to label: t0 -> max(0.6, 1) = 1, t1 -> max(0.8, 0) = 0.8 (the label pad s2 never
+        // counts); mean 0.9. Symmetric: 0.9 too. A pair where they differ: label s1 alone.
+        let t2l = head.with_direction(MaxSimDirection::TextToLabel);
+        assert!(close(t2l.similarity(text.view(), text_mask.view(), label.view(), label_mask.view()), 0.9, 1e-6));
+        let only_s1 = arr1(&[0i64, 1, 0]);
+        // label to text: s1 -> 1; text to label: t0 -> 1, t1 -> 0, mean 0.5; symmetric 0.75
+        assert!(close(head.similarity(text.view(), text_mask.view(), label.view(), only_s1.view()), 1.0, 1e-6));
+        assert!(close(t2l.similarity(text.view(), text_mask.view(), label.view(), only_s1.view()), 0.5, 1e-6));
+        let sym = head.with_direction(MaxSimDirection::Symmetric);
+        assert!(close(sym.similarity(text.view(), text_mask.view(), label.view(), only_s1.view()), 0.75, 1e-6));
+        // an empty side scores 0 in every direction
+        let none = arr1(&[0i64, 0, 0]);
+        for m in [head, t2l, sym] {
+            assert_eq!(m.similarity(text.view(), none.view(), label.view(), label_mask.view()), 0.0);
+            assert_eq!(m.similarity(text.view(), text_mask.view(), label.view(), none.view()), 0.0);
+        }
     }
 
     #[test]
     fn maxsim_many_equals_pairwise() {
+        for direction in [MaxSimDirection::TextToLabel, MaxSimDirection::Symmetric] {
+            let head = MaxSim::new(2.5).with_direction(direction);
+            let text = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
+            let stacked = arr2(&[[0.6f32, 0.8], [1.0, 0.0], [-0.8, 0.6]]);
+            let spans = [0..2, 2..3, 3..3];
+            let many = head.score_many(text.view(), stacked.view(), &spans);
+            for (j, r) in spans.iter().enumerate() {
+                let label = stacked.slice(ndarray::s![r.clone(), ..]);
+                let pair = head.score(text.view(), Array1::<i64>::ones(2).view(), label, Array1::<i64>::ones(r.len()).view());
+                assert!((many[j] - pair).abs() < 1e-6, "{direction:?} {j}");
+            }
+            assert_eq!(many[2], 0.0);
+        }
         let head = MaxSim::new(2.5);
         let text = arr2(&[[1.0f32, 0.0], [0.0, 1.0]]);
         // Label A: rows 0..2, label B: rows 2..3.

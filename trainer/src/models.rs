@@ -1,7 +1,7 @@
 //! The three zero-shot scorers on top of one shared BERT: BiEncoder (MeanPool + dot),
 //! PolyEncoder (code-vector PolyAttention, Humeau et al. 2020, https://arxiv.org/abs/1905.01969)
 //! and ColBERT (projected, L2-normalised token embeddings + MaxSim, Khattab & Zaharia 2020).
-//! The exact semantics are those of the team contract (COMMON.md): padding never counts in a mean,
+//! The exact semantics are those of the team contract (docs/architectures.md): padding never counts in a mean,
 //! never wins a softmax slot, never wins a max.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use zsc_core::manifest::tensor_names;
 use zsc_core::tokenize::TokenBatch;
 use zsc_core::config::COSINE_SCALE_INIT;
-use zsc_core::{ModelSpec, ModelType, Pooling, Similarity};
+use zsc_core::{MaxSimDirection, ModelSpec, ModelType, Pooling, Similarity};
 
 use crate::encoders::{self, Encoder, EncoderConfig};
 use crate::error::{Result, TrainerError};
@@ -164,20 +164,50 @@ pub fn colbert_embed(h: &Tensor, proj: &Tensor) -> Tensor {
     l2_normalize(&h.matmul(&proj.tr()))
 }
 
-/// MaxSim: mean over real label tokens of the max over real text tokens of the dot product.
-/// `text_e [N,T,D]`, `text_mask [N,T]`, `label_e [M,S,D]`, `label_mask [M,S]` -> `[N,M]`
-/// (batched matmul, max over text tokens, masked mean over label tokens, as pylate-rs).
-pub fn max_sim(text_e: &Tensor, text_mask: &Tensor, label_e: &Tensor, label_mask: &Tensor) -> Tensor {
+/// MaxSim of every text against every label, in `direction` (zsc_core::MaxSimDirection):
+/// label to text = mean over kept label tokens of the max over kept text tokens of the dot
+/// product; text to label the other way; symmetric their mean. `text_e [N,T,D]`,
+/// `text_mask [N,T]`, `label_e [M,S,D]`, `label_mask [M,S]` -> `[N,M]` (one batched matmul, as
+/// pylate-rs). A side without kept tokens contributes 0, as in the runtime.
+pub fn max_sim(text_e: &Tensor, text_mask: &Tensor, label_e: &Tensor, label_mask: &Tensor, direction: MaxSimDirection) -> Tensor {
     let (n, t, d) = text_e.size3().unwrap_or((0, 0, 0));
     let (m, s, _) = label_e.size3().unwrap_or((0, 0, 0));
     // [N*T, D] @ [D, M*S] -> [N, T, M, S]
     let sim = text_e.reshape([n * t, d]).matmul(&label_e.reshape([m * s, d]).tr()).view([n, t, m, s]);
-    let text_pad = text_mask.eq(0).view([n, t, 1, 1]);
-    let best = sim.masked_fill(&text_pad, f64::NEG_INFINITY).amax([1], false); // [N, M, S]
-    let lm = label_mask.to_kind(best.kind()).unsqueeze(0); // [1, M, S]
-    // padded label slots are zeroed by where(), not by multiplication, so they never carry a -inf
-    let kept = best.where_self(&lm.gt(0.0), &best.zeros_like());
-    kept.sum_dim_intlist(-1, false, best.kind()) / lm.sum_dim_intlist(-1, false, best.kind()).clamp_min(1e-9)
+    let text_keep = text_mask.view([n, t, 1, 1]);
+    let label_keep = label_mask.view([1, 1, m, s]);
+    // best text token per label token [N,M,S], averaged over label tokens
+    let label_to_text = || max_then_mean(&sim, &text_keep, 1, &label_mask.unsqueeze(0), 2);
+    // best label token per text token [N,T,M], averaged over text tokens
+    let text_to_label = || max_then_mean(&sim, &label_keep, 3, &text_mask.unsqueeze(-1), 1);
+    match direction {
+        MaxSimDirection::LabelToText => label_to_text(),
+        MaxSimDirection::TextToLabel => text_to_label(),
+        MaxSimDirection::Symmetric => (label_to_text() + text_to_label()) * 0.5,
+    }
+}
+
+/// The max of `sim` over axis `max_axis` among positions `max_keep` marks, then the mean over
+/// axis `mean_axis` (of the result) among positions `mean_keep` marks. Positions left out are
+/// replaced by `where`, never multiplied, so no -inf reaches a sum or a gradient.
+fn max_then_mean(sim: &Tensor, max_keep: &Tensor, max_axis: i64, mean_keep: &Tensor, mean_axis: i64) -> Tensor {
+    let best = sim.masked_fill(&max_keep.eq(0), f64::NEG_INFINITY).amax([max_axis], false);
+    let keep = mean_keep.to_kind(best.kind());
+    let kept = best.where_self(&keep.gt(0.0).logical_and(&best.isfinite()), &best.zeros_like());
+    kept.sum_dim_intlist(mean_axis, false, best.kind()) / keep.sum_dim_intlist(mean_axis, false, best.kind()).clamp_min(1e-9)
+}
+
+/// `mask` without the first and the last real token of every row (the `[CLS]`/`[SEP]` a
+/// tokenizer wraps each sequence in; rows are padded on the right), or `mask` itself when
+/// `keep_special`.
+pub fn without_special_tokens(mask: &Tensor, keep_special: bool) -> Tensor {
+    if keep_special {
+        return mask.shallow_clone();
+    }
+    let real = mask.sum_dim_intlist(1, true, Kind::Int64); // [B,1]
+    let pos = Tensor::arange(mask.size()[1], (Kind::Int64, mask.device())).unsqueeze(0); // [1,T]
+    let inner = pos.gt(0).logical_and(&pos.lt_tensor(&(real - 1)));
+    mask * inner.to_kind(mask.kind())
 }
 
 /// The model head (parameters on top of the shared BERT).
@@ -409,9 +439,10 @@ impl ZscModel {
         let h = self.encode_tensors(t, train);
         match &self.head {
             Head::BiEncoder { .. } | Head::PolyEncoder { .. } => LabelCache::Pooled(self.pool(&h, &t.attention_mask)),
-            Head::Colbert { proj, .. } => {
-                LabelCache::Tokens { emb: colbert_embed(&h, proj), mask: t.attention_mask.shallow_clone() }
-            }
+            Head::Colbert { proj, .. } => LabelCache::Tokens {
+                emb: colbert_embed(&h, proj),
+                mask: without_special_tokens(&t.attention_mask, self.spec.colbert_scoring.special_tokens.label()),
+            },
         }
     }
 
@@ -432,7 +463,9 @@ impl ZscModel {
                 Ok(poly_cosine_scores_from_context(&poly_context(codes, &h, mask), l, s))
             }
             (Head::Colbert { proj, score_scale }, LabelCache::Tokens { emb, mask: lmask }) => {
-                Ok(max_sim(&colbert_embed(&h, proj), mask, emb, lmask) * score_scale)
+                let scoring = self.spec.colbert_scoring;
+                let text_mask = without_special_tokens(mask, scoring.special_tokens.text());
+                Ok(max_sim(&colbert_embed(&h, proj), &text_mask, emb, lmask, scoring.maxsim) * score_scale)
             }
             _ => Err(TrainerError::Invalid(format!("label cache does not fit a {} model", self.spec.model_type))),
         }
@@ -626,14 +659,32 @@ mod tests {
         let le = t3(&[1., 0., 0.8, 0.6, -1., 0.], 1, 3, 2);
         let lm = mask(&[1, 1, 0], 1, 3);
         // s0: max(1, 0) = 1; s1: max(0.8, 0.6) = 0.8 (the pad would give 0.96); mean = 0.9
-        close(&max_sim(&te, &tm, &le, &lm), &[0.9], 1e-6);
+        close(&max_sim(&te, &tm, &le, &lm, MaxSimDirection::LabelToText), &[0.9], 1e-6);
+        // t0: max(1, 0.8) = 1; t1: max(0, 0.6) = 0.6 (the label pad would give 0); mean = 0.8
+        close(&max_sim(&te, &tm, &le, &lm, MaxSimDirection::TextToLabel), &[0.8], 1e-6);
+        close(&max_sim(&te, &tm, &le, &lm, MaxSimDirection::Symmetric), &[0.85], 1e-6);
         // two texts x two labels shape
         let te2 = Tensor::cat(&[te.shallow_clone(), te.shallow_clone()], 0);
         let tm2 = Tensor::cat(&[tm.shallow_clone(), mask(&[1, 0, 0], 1, 3)], 0);
         let le2 = Tensor::cat(&[le.shallow_clone(), le.shallow_clone()], 0);
         let lm2 = Tensor::cat(&[lm.shallow_clone(), mask(&[1, 0, 0], 1, 3)], 0);
         // text 1 has only t0: s0 -> 1, s1 -> 0.8 ; label 1 has only s0 -> 1 for both texts
-        close(&max_sim(&te2, &tm2, &le2, &lm2), &[0.9, 1.0, 0.9, 1.0], 1e-6);
+        close(&max_sim(&te2, &tm2, &le2, &lm2, MaxSimDirection::LabelToText), &[0.9, 1.0, 0.9, 1.0], 1e-6);
+        // text 0 vs label 1 (s0 only): t0 -> 1, t1 -> 0, mean 0.5; text 1 (t0 only) -> 1 for both
+        close(&max_sim(&te2, &tm2, &le2, &lm2, MaxSimDirection::TextToLabel), &[0.8, 0.5, 1.0, 1.0], 1e-6);
+        // a side with no kept token scores 0 in both directions, never NaN or -inf
+        let none = mask(&[0, 0, 0], 1, 3);
+        for d in [MaxSimDirection::LabelToText, MaxSimDirection::TextToLabel, MaxSimDirection::Symmetric] {
+            close(&max_sim(&te, &none, &le, &lm, d), &[0.0], 1e-6);
+            close(&max_sim(&te, &tm, &le, &none, d), &[0.0], 1e-6);
+        }
+    }
+
+    #[test]
+    fn special_tokens_are_the_first_and_last_real_token() {
+        let m = mask(&[1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1], 3, 5);
+        close(&without_special_tokens(&m, false).to_kind(Kind::Float), &[0., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 1., 0.], 0.0);
+        close(&without_special_tokens(&m, true).to_kind(Kind::Float), &[1., 1., 1., 1., 0., 1., 1., 0., 0., 0., 1., 1., 1., 1., 1.], 0.0);
     }
 
     #[test]
@@ -663,6 +714,7 @@ mod tests {
             label_template: None,
             similarity: Default::default(),
             embedding: Default::default(),
+            colbert_scoring: Default::default(),
         }
     }
 

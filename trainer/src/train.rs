@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use zsc_core::data::{self, Pair, Sample};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{ColbertInit, LossKind, ModelSpec, ModelType, SentenceTransformerFolder, Split, TrainConfig};
+use zsc_core::{ColbertInit, ColbertScoring, LossKind, ModelSpec, ModelType, SentenceTransformerFolder, Split, TrainConfig};
 
 use crate::anchor::Anchor;
 use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};
@@ -69,6 +69,7 @@ pub fn model_spec(cfg: &TrainConfig, bert: &EncoderConfig, st: &SentenceTransfor
         label_template: cfg.label_template.clone(),
         similarity: if cfg.model_type == ModelType::Colbert { Default::default() } else { cfg.similarity },
         embedding: st.embedding_with(cfg.text_prompt.as_deref(), cfg.label_prompt.as_deref()),
+        colbert_scoring: if cfg.model_type == ModelType::Colbert { ColbertScoring { maxsim: cfg.colbert_maxsim, special_tokens: cfg.colbert_special_tokens } } else { Default::default() },
     }
 }
 
@@ -492,7 +493,7 @@ impl<'a> Trainer<'a> {
         if first == 0 && self.summary.probe_top1.iter().skip(1).all(|&(_, p)| p <= base) {
             tracing::warn!(
                 "no trained step beat the untrained model on the zero-shot probe ({base:.4}): best_probe/ holds step 0, \
-                 the base with a fresh head (README \"Zero-shot quality\")"
+                 the base with a fresh head (docs/usage.md \"Train\")"
             );
         }
     }
@@ -577,6 +578,9 @@ fn load_model(cfg: &TrainConfig, base: &std::path::Path, device: Device) -> Resu
     let assets = CheckpointAssets::from_dir(base)?;
     let st = SentenceTransformerFolder::read(base)?;
     let model = ZscModel::from_base(model_spec(cfg, &bert_cfg, &st), base, device)?;
+    if model.spec.colbert_scoring.special_tokens != zsc_core::SpecialTokenSides::Both {
+        tok.check_wraps_in_special_tokens()?;
+    }
     if cfg.colbert_init == ColbertInit::Orthogonal {
         model.init_colbert_orthogonal()?;
     }

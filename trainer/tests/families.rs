@@ -42,6 +42,7 @@ fn bi_spec(hidden: usize) -> ModelSpec {
         label_template: None,
         similarity: Default::default(),
         embedding: Default::default(),
+        colbert_scoring: Default::default(),
     }
 }
 
@@ -79,8 +80,14 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
     let (dir, reference) = families();
     let work = tempfile::tempdir().unwrap();
     common::write_data(&work.path().join("data.json"));
-    for name in NAMES {
+    for (i, name) in NAMES.into_iter().enumerate() {
         let r = &reference[name];
+        // half the families train ColBERT with symmetric MaxSim over content tokens only
+        let (colbert_maxsim, colbert_special_tokens) = if i % 2 == 1 {
+            (zsc_core::MaxSimDirection::Symmetric, zsc_core::SpecialTokenSides::Neither)
+        } else {
+            Default::default()
+        };
         let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
         let labels: Vec<String> = r["labels"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
         for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
@@ -98,6 +105,8 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
                 val_batches: 1,
                 n_code_vectors: 4,
                 colbert_dim: 16,
+                colbert_maxsim,
+                colbert_special_tokens,
                 anchor_weight: 1.0,
                 calibrate: false,
                 seed: 3,
@@ -110,6 +119,9 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
             let st = zsc_core::SentenceTransformerFolder::read(&dir.join(name)).unwrap();
             assert_eq!(ckpt.info.spec.embedding.pooling, st.embedding.pooling, "{name}");
             assert_eq!(ckpt.info.spec.embedding.text_prompt, st.embedding.text_prompt, "{name}");
+            if model_type == ModelType::Colbert {
+                assert_eq!((ckpt.info.spec.colbert_scoring.maxsim, ckpt.info.spec.colbert_scoring.special_tokens), (colbert_maxsim, colbert_special_tokens));
+            }
             let want = trainer::eval::score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 8).unwrap();
             let bundle = work.path().join(format!("bundle-{name}-{model_type}"));
             export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();

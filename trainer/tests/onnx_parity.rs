@@ -13,7 +13,7 @@ use trainer::{Checkpoint, ZscModel};
 use zsc_core::data::{load_samples, unique_labels};
 use zsc_core::fixtures::{base_model_dir, workspace_root};
 use zsc_core::manifest::CheckpointInfo;
-use zsc_core::{ModelSpec, ModelType, Similarity, SplitRatios};
+use zsc_core::{ColbertScoring, MaxSimDirection, ModelSpec, ModelType, Similarity, SpecialTokenSides, SplitRatios};
 
 const TOL: f32 = 1e-4;
 
@@ -24,7 +24,7 @@ fn reference_sentences() -> Vec<String> {
 }
 
 /// A checkpoint of MiniLM with a freshly initialised head (parity does not need training).
-fn minilm_checkpoint(model_type: ModelType, similarity: Similarity, dir: &Path) -> PathBuf {
+fn minilm_checkpoint(model_type: ModelType, similarity: Similarity, colbert_scoring: ColbertScoring, dir: &Path) -> PathBuf {
     let base = base_model_dir();
     let spec = ModelSpec {
         model_type,
@@ -35,6 +35,7 @@ fn minilm_checkpoint(model_type: ModelType, similarity: Similarity, dir: &Path) 
         label_template: None,
         similarity,
         embedding: Default::default(),
+        colbert_scoring,
     };
     tch::manual_seed(11);
     let model = ZscModel::from_base(spec.clone(), &base, Device::Cpu).unwrap();
@@ -58,9 +59,14 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn check(model_type: ModelType, similarity: Similarity) {
+/// Checks parity and returns the runtime's scores of the reference sentences against six labels.
+fn check(model_type: ModelType, similarity: Similarity) -> Vec<Vec<f32>> {
+    check_scoring(model_type, similarity, ColbertScoring::default())
+}
+
+fn check_scoring(model_type: ModelType, similarity: Similarity, colbert_scoring: ColbertScoring) -> Vec<Vec<f32>> {
     let tmp = tempfile::tempdir().unwrap();
-    let ckpt_dir = minilm_checkpoint(model_type, similarity, &tmp.path().join("run"));
+    let ckpt_dir = minilm_checkpoint(model_type, similarity, colbert_scoring, &tmp.path().join("run"));
     let bundle = tmp.path().join("bundle");
     export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
 
@@ -96,7 +102,8 @@ fn check(model_type: ModelType, similarity: Similarity) {
     let worst = max_abs_diff(&tch_scores.concat(), &ort_scores.concat());
     // ColBERT and cosine scores are scaled by their score scale (10, 20): compare relative to it.
     let tol = if model_type == ModelType::Colbert { TOL * 10.0 } else if similarity == Similarity::Cosine { TOL * 20.0 } else { TOL };
-    assert!(worst <= tol, "{model_type}: score max abs diff {worst} > {tol}");
+    assert!(worst <= tol, "{model_type} {colbert_scoring:?}: score max abs diff {worst} > {tol}");
+    let six_label_scores = ort_scores;
 
     // 3. the same evaluation through both stacks: top-1 within 0.005
     let samples: Vec<_> = load_samples(&workspace_root().join("data/clinc150_unseen.json")).unwrap().into_iter().step_by(9).collect();
@@ -111,6 +118,7 @@ fn check(model_type: ModelType, similarity: Similarity) {
     let d = (ort_top1 - tch_eval.report.top1_accuracy).abs();
     assert!(d <= 0.005, "{model_type}: top-1 tch {} vs onnx {ort_top1}", tch_eval.report.top1_accuracy);
     assert!((ort_at_k - tch_eval.report.accuracy_at_k).abs() <= 0.005);
+    six_label_scores
 }
 
 #[test]
@@ -134,6 +142,19 @@ fn poly_encoder_cosine_tch_and_onnx_agree() {
 }
 
 #[test]
-fn colbert_tch_and_onnx_agree() {
-    check(ModelType::Colbert, Similarity::Dot);
+fn colbert_tch_and_onnx_agree_in_every_direction() {
+    let default = check(ModelType::Colbert, Similarity::Dot);
+    let mut seen = vec![default];
+    for (maxsim, special_tokens) in [
+        (MaxSimDirection::TextToLabel, SpecialTokenSides::Both),
+        (MaxSimDirection::Symmetric, SpecialTokenSides::Neither),
+        (MaxSimDirection::LabelToText, SpecialTokenSides::Label),
+    ] {
+        let scores = check_scoring(ModelType::Colbert, Similarity::Dot, ColbertScoring { maxsim, special_tokens });
+        // the setting reaches both stacks: every scoring gives other scores than the others
+        for other in &seen {
+            assert!(scores.concat().iter().zip(other.concat()).any(|(a, b)| (a - b).abs() > 1e-3), "{maxsim:?} {special_tokens:?}");
+        }
+        seen.push(scores);
+    }
 }

@@ -39,6 +39,7 @@ fn minilm_matches_hugging_face() {
         label_template: None,
         similarity: Default::default(),
         embedding: Default::default(),
+        colbert_scoring: Default::default(),
     };
     let model = ZscModel::from_base(spec, &base, Device::Cpu).unwrap();
 
@@ -79,6 +80,7 @@ fn missing_base_model_is_a_clear_error() {
         label_template: None,
         similarity: Default::default(),
         embedding: Default::default(),
+        colbert_scoring: Default::default(),
     };
     let e = ZscModel::from_base(spec, std::path::Path::new("/nonexistent/model"), Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("/nonexistent/model") && e.contains("not found"), "{e}");

@@ -58,6 +58,96 @@ pub enum ColbertInit {
     Kaiming,
 }
 
+/// Which way ColBERT's MaxSim runs over a (text, label) pair of token sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxSimDirection {
+    /// For each label token its best text token, averaged over the label's tokens (the label is
+    /// ColBERT's query; what bundles without the setting mean). Labels have 1-4 tokens, so one
+    /// lucky token can decide.
+    #[default]
+    LabelToText,
+    /// For each text token its best label token, averaged over the text's tokens.
+    TextToLabel,
+    /// The mean of both directions.
+    Symmetric,
+}
+
+/// Which sides keep the special tokens the tokenizer wraps every sequence in (`[CLS]`...`[SEP]`,
+/// `<s>`...`</s>`) when ColBERT scores: the first and the last real token of each sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialTokenSides {
+    /// Both sides keep them (what bundles without the setting mean).
+    #[default]
+    Both,
+    /// Only texts keep them.
+    Text,
+    /// Only labels keep them.
+    Label,
+    /// Neither side: MaxSim over content tokens only.
+    #[serde(rename = "none")]
+    Neither,
+}
+
+impl SpecialTokenSides {
+    /// Whether texts keep their special tokens.
+    pub fn text(self) -> bool {
+        matches!(self, SpecialTokenSides::Both | SpecialTokenSides::Text)
+    }
+
+    /// Whether labels keep their special tokens.
+    pub fn label(self) -> bool {
+        matches!(self, SpecialTokenSides::Both | SpecialTokenSides::Label)
+    }
+}
+
+impl std::str::FromStr for MaxSimDirection {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "label_to_text" => Ok(MaxSimDirection::LabelToText),
+            "text_to_label" => Ok(MaxSimDirection::TextToLabel),
+            "symmetric" => Ok(MaxSimDirection::Symmetric),
+            other => Err(CoreError::Config {
+                field: "colbert_maxsim".into(),
+                message: format!("unknown direction `{other}`, expected one of label_to_text, text_to_label, symmetric"),
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for SpecialTokenSides {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "both" => Ok(SpecialTokenSides::Both),
+            "text" => Ok(SpecialTokenSides::Text),
+            "label" => Ok(SpecialTokenSides::Label),
+            "none" => Ok(SpecialTokenSides::Neither),
+            other => Err(CoreError::Config {
+                field: "colbert_special_tokens".into(),
+                message: format!("unknown sides `{other}`, expected one of both, text, label, none"),
+            }),
+        }
+    }
+}
+
+/// How a ColBERT model scores: trained with it and recorded in the checkpoint and the bundle, so
+/// the runtime serves what training optimised (docs/colbert.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColbertScoring {
+    pub maxsim: MaxSimDirection,
+    pub special_tokens: SpecialTokenSides,
+}
+
+impl ColbertScoring {
+    pub fn is_default(&self) -> bool {
+        *self == ColbertScoring::default()
+    }
+}
+
 /// Arithmetic of the training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +300,10 @@ pub struct TrainConfig {
     pub similarity: Similarity,
     /// Init of the ColBERT projection: `orthogonal` (keeps the base geometry at step 0) or `kaiming`.
     pub colbert_init: ColbertInit,
+    /// ColBERT's MaxSim direction: `label_to_text | text_to_label | symmetric` (loss and runtime).
+    pub colbert_maxsim: MaxSimDirection,
+    /// ColBERT: which sides keep `[CLS]`/`[SEP]` in MaxSim: `both | text | label | none`.
+    pub colbert_special_tokens: SpecialTokenSides,
     /// Weight of the base anchor (0 = off): a frozen copy of `base_model` scores each batch, and
     /// the loss adds this × the cross-entropy of the model's in-batch score distributions against
     /// the base's (cosine × 20), so training moves away from the base only where the data says so.
@@ -226,7 +320,7 @@ pub struct TrainConfig {
     /// Merging with the base after training (0 < w <= 1 each): `best_probe/`'s encoder is
     /// interpolated as `w * trained + (1 - w) * base` for every listed `w`, each merge is scored on
     /// the zero-shot probe, and `best_probe/` keeps the best of them and the unmerged model (needs
-    /// `probe_data`; empty = off). Weight-space ensembling (WiSE-FT): README "Zero-shot quality".
+    /// `probe_data`; empty = off). Weight-space ensembling (WiSE-FT): docs/quality.md.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub base_merge: Vec<f64>,
     /// `fp32 | bf16` (bf16 autocast of the forward pass; for GPUs).
@@ -234,7 +328,7 @@ pub struct TrainConfig {
     /// On CUDA, capture the training step as a CUDA graph and replay it (static shapes: texts
     /// padded to one of four length buckets, one graph each); falls back to eager steps if the
     /// capture fails. On by default (an H100 measured 3.3x the eager step at batch 32, the same
-    /// held-out quality: README "GPU training"); the CPU ignores it.
+    /// held-out quality: docs/gpu.md); the CPU ignores it.
     pub cuda_graphs: bool,
     /// At the end of training, fit the probability calibration (softmax temperature; multi-label
     /// temperature and bias) on the val split and write `calibration.json` into `best/` and
@@ -287,6 +381,8 @@ impl Default for TrainConfig {
             source_sampling_alpha: 1.0,
             similarity: Similarity::Dot,
             colbert_init: ColbertInit::Orthogonal,
+            colbert_maxsim: MaxSimDirection::LabelToText,
+            colbert_special_tokens: SpecialTokenSides::Both,
             precision: Precision::Fp32,
             anchor_weight: 0.0,
             anchor_teacher: None,

@@ -22,7 +22,7 @@ pub mod tokenize;
 pub use encoder_config::{EncoderConfig, Family};
 pub use sentence_transformers::{Pooling, SentenceEmbedding, SentenceTransformerFolder};
 pub use calibration::Calibration;
-pub use config::{ColbertInit, LossKind, ModelType, Precision, Similarity, SplitRatios, TrainConfig};
+pub use config::{ColbertInit, ColbertScoring, LossKind, MaxSimDirection, ModelType, Precision, Similarity, SpecialTokenSides, SplitRatios, TrainConfig};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
 pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec, Quantization};

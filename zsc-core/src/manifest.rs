@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelType, Similarity, SplitRatios};
+use crate::config::{ColbertScoring, ModelType, Similarity, SplitRatios};
 use crate::error::{CoreError, Result};
 use crate::sentence_transformers::SentenceEmbedding;
 
@@ -85,6 +85,10 @@ pub struct ModelSpec {
     /// (absent in older files: mean pooling, no prompt).
     #[serde(default, skip_serializing_if = "SentenceEmbedding::is_default")]
     pub embedding: SentenceEmbedding,
+    /// ColBERT only: MaxSim direction and special tokens (absent in older files: label to text,
+    /// special tokens on both sides).
+    #[serde(default, skip_serializing_if = "ColbertScoring::is_default")]
+    pub colbert_scoring: ColbertScoring,
 }
 
 fn is_dot(s: &Similarity) -> bool {
@@ -107,6 +111,9 @@ impl ModelSpec {
             ModelType::Colbert if self.colbert_dim.unwrap_or(0) == 0 => bad("colbert_dim", "a colbert model needs colbert_dim >= 1"),
             ModelType::Colbert if self.similarity != Similarity::Dot => {
                 bad("similarity", "colbert scores by MaxSim (already cosine-based); similarity applies to bi_encoder and poly_encoder")
+            }
+            ModelType::BiEncoder | ModelType::PolyEncoder if !self.colbert_scoring.is_default() => {
+                bad("colbert_scoring", "applies to colbert models only")
             }
             _ => Ok(()),
         }
@@ -306,6 +313,7 @@ mod tests {
             label_template: None,
             similarity: Default::default(),
             embedding: Default::default(),
+            colbert_scoring: Default::default(),
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), s);
@@ -315,8 +323,24 @@ mod tests {
         let j = serde_json::to_string(&cls).unwrap();
         assert!(j.contains(r#""embedding":{"pooling":"cls"}"#), "{j}");
         assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), cls);
-        let bad = ModelSpec { n_code_vectors: None, ..s };
+        let bad = ModelSpec { n_code_vectors: None, ..s.clone() };
         assert!(bad.validate().unwrap_err().to_string().contains("n_code_vectors"));
+        // ColBERT scoring: written only when not today's default, and only for colbert
+        let colbert = ModelSpec { model_type: ModelType::Colbert, n_code_vectors: None, colbert_dim: Some(8), ..s.clone() };
+        assert!(!serde_json::to_string(&colbert).unwrap().contains("colbert_scoring"));
+        let sym = ModelSpec {
+            colbert_scoring: ColbertScoring {
+                maxsim: crate::MaxSimDirection::Symmetric,
+                special_tokens: crate::SpecialTokenSides::Neither,
+            },
+            ..colbert
+        };
+        let j = serde_json::to_string(&sym).unwrap();
+        assert!(j.contains(r#""colbert_scoring":{"maxsim":"symmetric","special_tokens":"none"}"#), "{j}");
+        assert_eq!(serde_json::from_str::<ModelSpec>(&j).unwrap(), sym);
+        sym.validate().unwrap();
+        let poly = ModelSpec { colbert_scoring: sym.colbert_scoring, ..s };
+        assert!(poly.validate().unwrap_err().to_string().contains("colbert_scoring"));
     }
 
     #[test]

@@ -103,6 +103,27 @@ impl TextTokenizer {
         &self.inner
     }
 
+    /// Errors unless the tokenizer wraps every sequence in exactly one special token on each side
+    /// (`[CLS] ... [SEP]`, `<s> ... </s>`): ColBERT's `special_tokens` setting drops them by
+    /// position, the first and the last real token of each row.
+    pub fn check_wraps_in_special_tokens(&self) -> Result<()> {
+        let terr = |message: String| CoreError::Tokenizer { path: self.path.clone(), message };
+        let e = self.inner.encode("a b", true).map_err(|e| terr(e.to_string()))?;
+        let special = e.get_special_tokens_mask();
+        let wrapped = special.len() >= 3
+            && special[0] == 1
+            && special[special.len() - 1] == 1
+            && special[1..special.len() - 1].iter().all(|&m| m == 0);
+        if wrapped {
+            Ok(())
+        } else {
+            Err(terr(format!(
+                "dropping ColBERT's special tokens needs a tokenizer that wraps each sequence in one start and one end token; \
+                 this one marks {special:?} as special in \"a b\" (use special_tokens: both)"
+            )))
+        }
+    }
+
     /// Tokenise a batch, padded to its longest member. Warns once per process when a text is
     /// truncated to `max_length`.
     pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {

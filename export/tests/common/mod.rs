@@ -87,6 +87,7 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, with_head: bool) {
             label_template: Some("This text is about {}.".into()),
             similarity: Default::default(),
             embedding: Default::default(),
+            colbert_scoring: Default::default(),
         },
         base_model: "tiny".into(),
         data: PathBuf::from("data/train.json"),

@@ -79,6 +79,7 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, template: Option<&str
             label_template: template.map(String::from),
             similarity: Default::default(),
             embedding: Default::default(),
+            colbert_scoring: Default::default(),
         },
         base_model: "tiny".into(),
         data: data.map(Path::to_path_buf).unwrap_or_else(|| "data/train.json".into()),
