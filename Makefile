@@ -10,11 +10,11 @@ demo: setup
 
 test: setup
 	@# production apps embed runtime/export without libtorch: fail if tch ever creeps in
-	@! cargo tree -p runtime -p export -e normal,build | grep -E ' (tch|torch-sys) v'
+	@! cargo tree -p zsc -p zsc-export -e normal,build | grep -E ' (tch|torch-sys) v'
 	cargo test --workspace --no-fail-fast
 
 bench: setup
-	cargo bench -p runtime
+	cargo bench -p zsc
 
 data:
 	python3 scripts/build_data.py

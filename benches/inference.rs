@@ -2,15 +2,15 @@
 //!
 //! ```text
 //! cargo bench                             # from the workspace root; nothing to export by hand
-//! cargo bench -p runtime                  # the same benches, only the runtime crate built
-//! cargo bench -p runtime -- bi_encoder    # one architecture (f32 and int8)
-//! cargo bench -p runtime -- int8          # the int8 bundles only (`export --quantize int8`)
-//! ZSC_BENCH_QUICK=1 cargo bench -p runtime # without 256 long texts per call (the slowest case)
+//! cargo bench -p zsc                  # the same benches, only the runtime crate built
+//! cargo bench -p zsc -- bi_encoder    # one architecture (f32 and int8)
+//! cargo bench -p zsc -- int8          # the int8 bundles only (`zsc-export --quantize int8`)
+//! ZSC_BENCH_QUICK=1 cargo bench -p zsc # without 256 long texts per call (the slowest case)
 //! ```
 //! Bundles come from `benches/speed_bundles.rs` (cached in `target/speed-bundles/`, built on first
 //! use): `models/all-MiniLM-L6-v2` as a bi-encoder, and with random untrained poly/ColBERT heads
 //! (speed does not depend on the weights' values), each as f32 (`bi_encoder/...`) and as
-//! `export --quantize int8` (`bi_encoder_int8/...`). For each bundle:
+//! `zsc-export --quantize int8` (`bi_encoder_int8/...`). For each bundle:
 //! - `latency_1_text_300_labels/{short,long}`: one text against 300 cached labels;
 //! - `latency_preset_1_text_300_labels/{short,long}`: the same with `ClassifierOptions::latency()`
 //!   (spinning off: the settings for a service; the group above uses 2 threads, spinning on);
@@ -27,7 +27,7 @@ mod speed_bundles;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use runtime::{Classifier, ClassifierOptions};
+use zsc::{Classifier, ClassifierOptions};
 use zsc_core::Quantization;
 use zsc_core::tokenize::TextTokenizer;
 
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         println!(
             "[{name}] bundle {} (real MiniLM {}{})",
             dir.display(),
-            zsc_core::fixtures::base_model_dir().display(),
+            zsc_testkit::fixtures::base_model_dir().display(),
             if model_type == zsc_core::ModelType::BiEncoder { "" } else { " + random untrained head" }
         );
         let w = workload_cache.get_or_insert_with(|| workload(&dir.join("tokenizer.json")));

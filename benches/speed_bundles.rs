@@ -6,7 +6,7 @@
 //!   tensors (`poly.codes` [16, 384] ~ N(0, 0.02); `colbert.proj.weight` [128, 384] ~ N(0, 0.02),
 //!   `colbert.score_scale` [1] = 10) and a `zsc_checkpoint.json`, then exported like a trained one.
 //!
-//! Each also as `export --quantize int8` ([`ensure_speed_bundle_quantized`]). Bundles are cached
+//! Each also as `zsc-export --quantize int8` ([`ensure_speed_bundle_quantized`]). Bundles are cached
 //! under `target/speed-bundles/<model_type>/` (int8: `<model_type>_int8/`; a `speed_bundle.json`
 //! stamp says which recipe made them) and rebuilt only when missing or stale. Shared by `benches/inference.rs`
 //! and `runtime/examples/throughput.rs` (included there with `#[path]`).
@@ -32,7 +32,7 @@ pub const ALL_TYPES: [ModelType; 3] = [ModelType::BiEncoder, ModelType::PolyEnco
 
 /// `target/speed-bundles` under the workspace root.
 pub fn speed_bundles_root() -> PathBuf {
-    let root = zsc_core::fixtures::workspace_root();
+    let root = zsc_testkit::fixtures::workspace_root();
     root.canonicalize().unwrap_or(root).join("target").join("speed-bundles")
 }
 
@@ -51,7 +51,7 @@ pub fn speed_bundle_name(model_type: ModelType, quantization: Quantization) -> S
 
 /// Path of the cached bundle of `model_type` exported with `quantization`, building it if needed.
 pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quantization) -> anyhow::Result<PathBuf> {
-    let base = zsc_core::fixtures::base_model_dir();
+    let base = zsc_testkit::fixtures::base_model_dir();
     if !base.join(checkpoint_files::WEIGHTS).is_file() {
         bail!(
             "the base model is missing: {} has no {} (run scripts/setup.sh)",
@@ -76,8 +76,8 @@ pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quanti
             ckpt
         }
     };
-    let opts = export::ExportOptions::default().with_model_type(model_type).with_quantization(quantization);
-    export::export_bundle(&src, &out, &opts)
+    let opts = zsc_export::ExportOptions::default().with_model_type(model_type).with_quantization(quantization);
+    zsc_export::export_bundle(&src, &out, &opts)
         .with_context(|| format!("exporting the {model_type} speed bundle from {}", src.display()))?;
     std::fs::write(&stamp_path, stamp.to_string()).with_context(|| format!("writing {}", stamp_path.display()))?;
     Ok(out)
@@ -219,6 +219,6 @@ pub fn load_clinc(path: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
 
 /// `data/clinc150_test.json` under the workspace root.
 pub fn clinc_test_path() -> PathBuf {
-    let root = zsc_core::fixtures::workspace_root();
+    let root = zsc_testkit::fixtures::workspace_root();
     root.canonicalize().unwrap_or(root).join("data").join("clinc150_test.json")
 }

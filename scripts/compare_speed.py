@@ -10,7 +10,7 @@ Set-up: scripts/setup_bench_venv.sh (makes .venv-bench: the main .venv's torch /
 numpy plus scripts/bench_requirements.txt). Offline: the model is the local models/all-MiniLM-L6-v2.
 
 The same exported models (the MiniLM speed bundles of benches/speed_bundles.rs under
-target/speed-bundles/, f32 and `export --quantize int8`, built on first use), the same N CLINC150
+target/speed-bundles/, f32 and `zsc-export --quantize int8`, built on first use), the same N CLINC150
 texts (a seeded sample of data/clinc150_test.json) against its 150 labels, the same batch size and
 thread count, through (rows of the report):
 

@@ -8,7 +8,7 @@ STEPS=${DEMO_STEPS:-100}
 RUN=quickstart
 
 echo "== build"
-cargo build -q -p trainer -p export -p runtime
+cargo build -q -p zsc-trainer -p zsc-export -p zsc
 # the binaries of that one build: `cargo run -p X` would resolve X's features alone and rebuild
 # the crates the three share (tokio, hyper, reqwest, zsc-core) each time it switches package;
 # (the paths `.cargo/config.toml` gives are baked in at build time: libtorch rpath, ONNX Runtime)
@@ -23,7 +23,7 @@ echo "== train (bi_encoder, $STEPS steps on data/train.json, CPU)"
 CKPT="runs/$RUN/best_probe"
 [[ -d $CKPT ]] || CKPT="runs/$RUN/best"
 echo "== export $CKPT -> bundles/$RUN"
-"$BIN/export" --checkpoint "$CKPT" --out "bundles/$RUN"
+"$BIN/zsc-export" --checkpoint "$CKPT" --out "bundles/$RUN"
 
 echo "== calibrate (zsc calibrate: the temperature on the val split of data/train.json, as the trainer fitted it at the end of training)"
 "$BIN/zsc" calibrate --model "bundles/$RUN"

@@ -29,7 +29,7 @@ done
 if [[ -z ${ZSC:-} ]]; then
   # the same package set as scripts/demo.sh builds, so cargo's feature unification matches and
   # nothing is recompiled
-  cargo build --quiet --release -p trainer -p export -p runtime
+  cargo build --quiet --release -p zsc-trainer -p zsc-export -p zsc
   ZSC=target/release/zsc
 fi
 TASKS="clinc150_unseen:data/clinc150_unseen_dev.json:data/clinc150_unseen.json

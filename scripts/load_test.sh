@@ -35,14 +35,14 @@ fi
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 
 echo "== build (release)"
-cargo build -q --release -p runtime --bin zsc --example throughput
-cargo build -q --release -p export
+cargo build -q --release -p zsc --bin zsc --example throughput
+cargo build -q --release -p zsc-export
 ZSC=target/release/zsc
 
 BUNDLE=${1:-$OUT/minilm-bi}
 if [[ ! -f $BUNDLE/manifest.json ]]; then
   echo "== export models/all-MiniLM-L6-v2 -> $BUNDLE"
-  target/release/export --checkpoint models/all-MiniLM-L6-v2 --model-type bi_encoder --out "$BUNDLE" >/dev/null
+  target/release/zsc-export --checkpoint models/all-MiniLM-L6-v2 --model-type bi_encoder --out "$BUNDLE" >/dev/null
 fi
 
 echo "== workload: 2000 CLINC150 test texts x 150 labels"

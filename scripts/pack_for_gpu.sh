@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-cargo build --release -p trainer
+cargo build --release -p zsc-trainer
 rm -rf .gpu && mkdir -p .gpu/base
 strip -o .gpu/trainer target/release/trainer
 xz -T0 -9 -f .gpu/trainer

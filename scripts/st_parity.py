@@ -4,7 +4,7 @@ cosines. Prints one JSON line: {"model", "bundle", "max_abs_diff", "top1_agree",
 
     python scripts/st_parity.py MODEL_DIR BUNDLE [--zsc target/release/zsc]
 
-MODEL_DIR is the sentence-transformers folder the bundle was exported from (`export --checkpoint
+MODEL_DIR is the sentence-transformers folder the bundle was exported from (`zsc-export --checkpoint
 MODEL_DIR --out BUNDLE`), e.g. models/all-mpnet-base-v2 after scripts/get_teacher.sh.
 """
 import argparse

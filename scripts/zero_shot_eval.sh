@@ -14,7 +14,7 @@
 #
 # --run RUN_DIR adds the training steps, time and steps/s from RUN_DIR/metrics.jsonl (trainer output).
 # --markdown also prints a README table row on stderr.
-# Env: ZSC = the zsc command (default: cargo run --release -p runtime --bin zsc --); DATA_DIR (default data).
+# Env: ZSC = the zsc command (default: cargo run --release -p zsc --bin zsc --); DATA_DIR (default data).
 # Run from the repository root.
 set -euo pipefail
 
@@ -35,8 +35,8 @@ DATA_DIR=${DATA_DIR:-data}
 PY=${ZSC_PYTHON:-python3}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [[ -z ${ZSC:-} ]]; then
-  cargo build --quiet --release -p runtime --bin zsc
-  ZSC="cargo run --quiet --release -p runtime --bin zsc --"
+  cargo build --quiet --release -p zsc --bin zsc
+  ZSC="cargo run --quiet --release -p zsc --bin zsc --"
 fi
 
 # (a)/(c) use the bundle's own training file; an untuned base model records none.

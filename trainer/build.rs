@@ -1,5 +1,5 @@
 //! Build script of the trainer:
-//! - bakes an rpath to libtorch into every binary, so `cargo run -p trainer`, `cargo test` and the
+//! - bakes an rpath to libtorch into every binary, so `cargo run -p zsc-trainer`, `cargo test` and the
 //!   built binary find libtorch without LD_LIBRARY_PATH;
 //! - links libtorch's CUDA libraries when it has them. torch-sys names them, but Linux linkers
 //!   default to `--as-needed` and drop a library no symbol is taken from; libtorch_cuda only

@@ -7,9 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::error::{truncate_body, DatagenError, Result};
-use crate::retry::{server_retry_after, RetryPolicy};
-use crate::secrets::Secret;
+use zsc_core::http::retry::{server_retry_after, RetryPolicy};
+use zsc_core::http::secrets::Secret;
+use zsc_core::http::truncate_body;
+
+use crate::error::{DatagenError, Result};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Message {

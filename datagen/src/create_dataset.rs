@@ -26,8 +26,8 @@ use zsc_core::rng::SplitMix64;
 
 use crate::chat::{ChatClient, Message, OutputSchema};
 use crate::error::{DatagenError, Result};
-use crate::retry::RetryPolicy;
-use crate::secrets::{secret_from_env, Secret};
+use zsc_core::http::retry::RetryPolicy;
+use zsc_core::http::secrets::{secret_from_env, Secret};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";

@@ -43,8 +43,6 @@ pub enum DatagenError {
     WorkFile { path: PathBuf, message: String },
     #[error(transparent)]
     Core(#[from] zsc_core::CoreError),
-    #[error(transparent)]
-    Hub(#[from] zsc_core::hub::HubError),
     #[error("{failed} of {total} item(s) failed ({done} done); run the same command again to resume")]
     Incomplete { failed: usize, done: usize, total: usize },
 }
@@ -56,17 +54,3 @@ impl DatagenError {
 }
 
 pub type Result<T, E = DatagenError> = std::result::Result<T, E>;
-
-/// Cut a server's error body to something loggable.
-pub(crate) fn truncate_body(body: &str) -> String {
-    const MAX: usize = 500;
-    let body = body.trim();
-    if body.len() <= MAX {
-        return body.to_string();
-    }
-    let mut end = MAX;
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &body[..end])
-}

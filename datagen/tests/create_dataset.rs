@@ -2,16 +2,15 @@
 //! the client sends what the API expects, failures (429 + Retry-After, 500, malformed JSON, a
 //! hung request) are survived, and an interrupted run resumes without repeating finished items.
 
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{serve, Reply, Request};
+use zsc_testkit::http_stand_in::{serve, Reply, Request};
 use datagen::create_dataset::{create_dataset, CreateDatasetArgs, CreateDatasetSettings, ItemRecord, TopicPoolFile};
-use datagen::secrets::Secret;
+use zsc_core::http::secrets::Secret;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-test-123";

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use zsc_core::manifest::{bundle_files, checkpoint_files, onnx_io, tensor_names, FORMAT_VERSION};
 use zsc_core::{BundleManifest, CheckpointInfo, ColbertScoring, CoreError, ModelSpec, ModelType, Quantization, Similarity};
 
+pub mod cli;
 pub mod graph;
 pub mod onnx;
 pub mod quantize;

@@ -1,111 +1,23 @@
-//! `export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N] [--quantize none|int8]`
+//! `zsc-export --checkpoint CKPT --out BUNDLE [--model-type bi_encoder] [--opset 17] [--max-length N] [--quantize none|int8]`
+//!
+//! The exporter without libtorch, for boxes that only export; `trainer export` is the same command.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Parser;
-use export::{export_bundle, ExportOptions, DEFAULT_OPSET};
-use zsc_core::{ColbertScoring, MaxSimDirection, ModelType, Quantization, Similarity, SpecialTokenSides};
+use zsc_export::cli::ExportArgs;
 
-/// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
+/// Turns a trainer checkpoint folder (or a plain Hugging Face / sentence-transformers folder) into an
 /// ONNX bundle: manifest.json, encoder.onnx, head.safetensors, tokenizer.json.
 #[derive(Debug, Parser)]
-#[command(name = "export", version)]
-struct Args {
-    /// Checkpoint folder (model.safetensors, config.json, tokenizer.json, zsc_checkpoint.json), a
-    /// plain Hugging Face / sentence-transformers folder, or a Hub id (`BAAI/bge-small-en-v1.5`,
-    /// optionally `@revision`) fetched into the standard Hugging Face cache.
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Bundle folder to write (replaced if it already holds a bundle).
-    #[arg(long)]
-    out: PathBuf,
-    /// bi_encoder | poly_encoder | colbert. Checkpoints carry their own type (a different value is an
-    /// error); a plain Hugging Face folder exports as bi_encoder, or as colbert scoring its own
-    /// token vectors (the untrained floor of a ColBERT: identity projection, scale 1).
-    #[arg(long)]
-    model_type: Option<ModelType>,
-    /// ONNX opset (17 or newer).
-    #[arg(long, default_value_t = DEFAULT_OPSET)]
-    opset: i64,
-    /// Tokens per text/label (default: the checkpoint's, or 128 for a plain folder).
-    #[arg(long)]
-    max_length: Option<usize>,
-    /// Plain Hugging Face folder only: dot | cosine (a checkpoint keeps the similarity it was trained with).
-    #[arg(long, value_parser = parse_similarity)]
-    similarity: Option<Similarity>,
-    /// none (f32) | int8: the encoder's linear layers with int8 weights (per output channel) and
-    /// activations quantized per call (docs/speed.md for speed and accuracy). The runtime loads
-    /// either without options.
-    #[arg(long, default_value_t = Quantization::None)]
-    quantize: Quantization,
-    /// Plain folder only: prompt before every text: a name of the model's prompts (`query`) or the
-    /// text itself (`""` for none). Default: the model's default prompt, if it has one.
-    #[arg(long)]
-    text_prompt: Option<String>,
-    /// Plain folder only: the same for labels.
-    #[arg(long)]
-    label_prompt: Option<String>,
-    /// ColBERT from a plain folder only: label_to_text | text_to_label | symmetric (a checkpoint
-    /// keeps the direction it was trained with).
-    #[arg(long)]
-    maxsim: Option<MaxSimDirection>,
-    /// ColBERT from a plain folder only: which sides keep [CLS]/[SEP] in MaxSim: both | text | label | none.
-    #[arg(long)]
-    colbert_special_tokens: Option<SpecialTokenSides>,
-}
-
-fn parse_similarity(s: &str) -> Result<Similarity, String> {
-    match s {
-        "dot" => Ok(Similarity::Dot),
-        "cosine" => Ok(Similarity::Cosine),
-        other => Err(format!("unknown similarity `{other}`, expected dot or cosine")),
-    }
+#[command(name = "zsc-export", version)]
+struct Cli {
+    #[command(flatten)]
+    args: ExportArgs,
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    if let Err(e) = run(Args::parse()) {
+    zsc_core::logging::init("info");
+    if let Err(e) = zsc_export::cli::run(Cli::parse().args) {
         eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
         std::process::exit(1);
     }
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let opts = ExportOptions {
-        model_type: args.model_type,
-        opset: args.opset,
-        max_length: args.max_length,
-        similarity: args.similarity,
-        quantization: args.quantize,
-        text_prompt: args.text_prompt,
-        label_prompt: args.label_prompt,
-        colbert_scoring: (args.maxsim.is_some() || args.colbert_special_tokens.is_some()).then(|| ColbertScoring {
-            maxsim: args.maxsim.unwrap_or_default(),
-            special_tokens: args.colbert_special_tokens.unwrap_or_default(),
-        }),
-    };
-    let hub = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
-    let src = zsc_core::hub::resolve(&args.checkpoint.to_string_lossy(), zsc_core::hub::Wanted::Bert, &hub)
-        .with_context(|| format!("finding {}", args.checkpoint.display()))?;
-    let manifest = export_bundle(&src, &args.out, &opts)
-        .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
-    println!(
-        "wrote {} ({}, hidden {}, output `{}` dim {}, max_length {}, opset {}, quantization {})",
-        args.out.display(),
-        manifest.spec.model_type,
-        manifest.spec.hidden_size,
-        manifest.output,
-        manifest.output_dim,
-        manifest.spec.max_length,
-        manifest.opset,
-        manifest.quantization
-    );
-    Ok(())
 }

@@ -1,4 +1,4 @@
-//! int8 weights for the encoder's linear layers (`export --quantize int8`), computed here so no
+//! int8 weights for the encoder's linear layers (`zsc-export --quantize int8`), computed here so no
 //! Python tool is needed at export time.
 //!
 //! Weights: symmetric int8, one scale per output channel (column of the `[in, out]` MatMul weight):

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use export::{export_bundle, ExportOptions};
+use zsc_export::{export_bundle, ExportOptions};
 use zsc_core::manifest::{bundle_files, onnx_io, tensor_names};
 use zsc_core::{BundleManifest, ModelType, Quantization};
 
@@ -115,7 +115,7 @@ fn bert_prefix_and_pooler_keys_give_the_same_graph() {
     write_tensors(&wpath, &renamed);
     export(&a, &d.path().join("out_a"));
     export(&b, &d.path().join("out_b"));
-    let load = |p: &Path| export::onnx::ModelProto::decode(std::fs::read(p.join("encoder.onnx")).unwrap().as_slice()).unwrap();
+    let load = |p: &Path| zsc_export::onnx::ModelProto::decode(std::fs::read(p.join("encoder.onnx")).unwrap().as_slice()).unwrap();
     let (ga, gb) = (load(&d.path().join("out_a")).graph.unwrap(), load(&d.path().join("out_b")).graph.unwrap());
     assert!(!ga.initializer.iter().any(|t| t.name.contains("pooler")));
     assert!(ga == gb, "prefixed weights must give an identical graph");
@@ -125,7 +125,7 @@ fn bert_prefix_and_pooler_keys_give_the_same_graph() {
 fn plain_folder_exports_as_bi_encoder_or_its_own_colbert_floor() {
     let d = tempfile::tempdir().unwrap();
     let plain = d.path().join("plain");
-    zsc_core::fixtures::write_tiny_bert(&plain, tiny()).unwrap();
+    zsc_testkit::fixtures::write_tiny_bert(&plain, tiny()).unwrap();
     let opts = ExportOptions { model_type: Some(ModelType::BiEncoder), ..Default::default() };
     let m = export_bundle(&plain, &d.path().join("bi"), &opts).unwrap();
     assert_eq!(m.spec.model_type, ModelType::BiEncoder);
@@ -134,7 +134,7 @@ fn plain_folder_exports_as_bi_encoder_or_its_own_colbert_floor() {
     // a poly_encoder needs trained codes
     let opts = ExportOptions { model_type: Some(ModelType::PolyEncoder), ..Default::default() };
     let e = export_bundle(&plain, &d.path().join("poly"), &opts).unwrap_err();
-    assert!(matches!(e, export::ExportError::ModelType(_)), "{e}");
+    assert!(matches!(e, zsc_export::ExportError::ModelType(_)), "{e}");
     assert!(e.to_string().contains("bi_encoder"), "{e}");
     assert!(!d.path().join("poly").exists());
     // colbert: the base's own token vectors, identity projection at the hidden size, scale 1,

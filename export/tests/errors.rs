@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use export::{export_bundle, ExportError, ExportOptions};
+use zsc_export::{export_bundle, ExportError, ExportOptions};
 use zsc_core::ModelType;
 
 fn export_err(src: &Path, out: &Path, opts: &ExportOptions) -> ExportError {
@@ -184,7 +184,7 @@ fn cli_exit_codes() {
     let ckpt = d.path().join("ckpt");
     write_checkpoint(&ckpt, ModelType::Colbert, true);
     let out = d.path().join("bundle");
-    let bin = env!("CARGO_BIN_EXE_export");
+    let bin = env!("CARGO_BIN_EXE_zsc-export");
     let o = std::process::Command::new(bin).arg("--checkpoint").arg(&ckpt).arg("--out").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("colbert"));

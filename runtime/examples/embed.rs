@@ -2,14 +2,14 @@
 //! then classify from several worker threads sharing the same classifier.
 //!
 //! ```text
-//! cargo run -p runtime --release --example embed -- BUNDLE
+//! cargo run -p zsc --release --example embed -- BUNDLE
 //! ```
-//! (make one with `cargo run -p export -- --checkpoint models/all-MiniLM-L6-v2 --out bundles/minilm`).
+//! (make one with `cargo run -p zsc-export -- --checkpoint models/all-MiniLM-L6-v2 --out bundles/minilm`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use runtime::{Classifier, ClassifierOptions};
+use zsc::{Classifier, ClassifierOptions};
 
 fn main() -> anyhow::Result<()> {
     let bundle = std::env::args().nth(1).context("usage: embed BUNDLE")?;
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(worker, texts)| {
             let classifier = Arc::clone(&classifier);
             let cache = Arc::clone(&cache);
-            std::thread::spawn(move || -> runtime::Result<Vec<String>> {
+            std::thread::spawn(move || -> zsc::Result<Vec<String>> {
                 let ranked = classifier.top_k_with(&texts, &cache, 2)?;
                 Ok(texts
                     .iter()

@@ -3,10 +3,10 @@
 //! time, label-encoding time, top-1 label of every text for cross-checks).
 //!
 //! ```text
-//! cargo run -p runtime --release --example throughput -- --model-type bi_encoder --n 2000 --threads 2
-//! cargo run -p runtime --release --example throughput -- --model-type bi_encoder --quantize int8 --latency-calls 300
-//! cargo run -p runtime --release --example throughput -- --bundle bundles/minilm --workload w.json
-//! cargo run -p runtime --release --example throughput -- --make-bundles   # only build target/speed-bundles (f32 and int8)
+//! cargo run -p zsc --release --example throughput -- --model-type bi_encoder --n 2000 --threads 2
+//! cargo run -p zsc --release --example throughput -- --model-type bi_encoder --quantize int8 --latency-calls 300
+//! cargo run -p zsc --release --example throughput -- --bundle bundles/minilm --workload w.json
+//! cargo run -p zsc --release --example throughput -- --make-bundles   # only build target/speed-bundles (f32 and int8)
 //! ```
 //! `--model-type` uses (and builds on first use) the speed bundle of `benches/speed_bundles.rs`:
 //! the real MiniLM, with random untrained heads for poly/colbert. Texts default to the first `--n`
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use runtime::{Classifier, ClassifierOptions};
+use zsc::{Classifier, ClassifierOptions};
 use zsc_core::{ModelType, Quantization};
 
 #[derive(Debug, Parser)]

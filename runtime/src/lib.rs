@@ -1,8 +1,8 @@
 //! Zero-shot text classification from an ONNX bundle, with ONNX Runtime (no libtorch).
 //!
 //! ```no_run
-//! use runtime::{Classifier, ClassifierOptions};
-//! # fn main() -> Result<(), runtime::RuntimeError> {
+//! use zsc::{Classifier, ClassifierOptions};
+//! # fn main() -> Result<(), zsc::RuntimeError> {
 //! let clf = Classifier::from_dir("bundles/minilm", ClassifierOptions::default())?;
 //! let labels = clf.encode_labels(&["banking", "cooking"])?; // once
 //! let scores = clf.classify_with(&["how do i transfer money"], &labels)?; // many times

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use zsc_core::fixtures::{base_model_dir, workspace_root};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 
 fn zsc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zsc")).args(args).output().unwrap()
@@ -25,8 +25,8 @@ fn fixture() -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&root).unwrap();
     let bundle = root.join("minilm-bi");
     // dot products (the sentence-transformers folder would choose cosine): scores of 10-25
-    let opts = export::ExportOptions::default().with_similarity(zsc_core::Similarity::Dot);
-    export::export_bundle(&base_model_dir(), &bundle, &opts).unwrap();
+    let opts = zsc_export::ExportOptions::default().with_similarity(zsc_core::Similarity::Dot);
+    zsc_export::export_bundle(&base_model_dir(), &bundle, &opts).unwrap();
     let all: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(workspace_root().join("data/clinc150_unseen_dev.json")).unwrap()).unwrap();
     let some: Vec<&serde_json::Value> = all.iter().step_by(6).collect();
@@ -66,7 +66,7 @@ fn calibrate_then_classify_prints_calibrated_probabilities() {
     // the rest of the manifest is untouched
     let m = manifest(&bundle);
     assert_eq!(m["spec"]["model_type"], "bi_encoder");
-    runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();
+    zsc::Classifier::from_dir(&bundle, zsc::ClassifierOptions::default()).unwrap();
 
     // after: softmax over the candidates, labelled calibrated, summing to 1
     let out = ok(&zsc(&[&["classify", "--model", b, "--top-k", "0"][..], &labels[..], &["set a timer for ten minutes"][..]].concat()));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ndarray::{Array1, Array2, Axis};
-use runtime::{Classifier, ClassifierOptions, LabelTemplate, MaxSim, MeanPool, PolyAttention, RuntimeError};
+use zsc::{Classifier, ClassifierOptions, LabelTemplate, MaxSim, MeanPool, PolyAttention, RuntimeError};
 use zsc_core::ModelType;
 
 const TEXTS: [&str; 6] = [
@@ -144,7 +144,7 @@ fn label_cache_reuse_and_probabilities() {
     let p = clf.probabilities(&TEXTS, &LABELS).unwrap();
     for (srow, prow) in a.iter().zip(&p) {
         for (s, q) in srow.iter().zip(prow) {
-            assert!((runtime::sigmoid(*s) - q).abs() < 1e-6 && (0.0..=1.0).contains(q));
+            assert!((zsc::sigmoid(*s) - q).abs() < 1e-6 && (0.0..=1.0).contains(q));
         }
     }
     let top = clf.top_k_with(&TEXTS, &cache, 2).unwrap();
@@ -357,7 +357,7 @@ fn truncated_encoder_onnx_is_an_error() {
 fn cuda_without_the_feature_is_a_clear_error() {
     let e = Classifier::from_dir(
         &common::bundles().bi,
-        ClassifierOptions::default().with_execution_provider(runtime::ExecutionProvider::Cuda { device_id: 0 }),
+        ClassifierOptions::default().with_execution_provider(zsc::ExecutionProvider::Cuda { device_id: 0 }),
     )
     .unwrap_err();
     assert!(e.to_string().contains("--features cuda"), "{e}");

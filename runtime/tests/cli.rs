@@ -161,7 +161,7 @@ fn eval_reports_the_trainer_metrics() {
     // The same numbers through the library.
     let all = report(&zsc(&["eval", "--model", b, "--split", "all", "--json"], None));
     assert_eq!((all.split.as_str(), all.n_texts, all.n_labels), ("all", 8, 5));
-    let clf = runtime::Classifier::from_dir(&f.bundle, runtime::ClassifierOptions::default()).unwrap();
+    let clf = zsc::Classifier::from_dir(&f.bundle, zsc::ClassifierOptions::default()).unwrap();
     let samples = zsc_core::data::load_samples(&f.data).unwrap();
     let labels = zsc_core::data::unique_labels(&samples);
     let scores = clf.classify(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &labels).unwrap();

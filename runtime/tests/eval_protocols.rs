@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use runtime::ProtocolReport;
+use zsc::ProtocolReport;
 use zsc_core::data::{load_samples, select_split};
 use zsc_core::{ModelType, Split, SplitRatios};
 

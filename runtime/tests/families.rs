@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use export::{export_bundle, ExportOptions};
-use runtime::{Classifier, ClassifierOptions};
+use zsc_export::{export_bundle, ExportOptions};
+use zsc::{Classifier, ClassifierOptions};
 use serde_json::Value;
 use zsc_core::Quantization;
 
@@ -26,12 +26,7 @@ struct Families {
 fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = common::tmp_root().join("families");
-        let root = zsc_core::fixtures::workspace_root();
-        let python = std::env::var("ZSC_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
-        let out = Command::new(&python).arg(root.join("scripts/tiny_families.py")).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "scripts/tiny_families.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        let reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let (dir, reference) = zsc_testkit::tiny_families(&common::tmp_root().join("families"));
         Families { dir, reference }
     })
 }

@@ -1,18 +1,16 @@
 //! `zsc classify --model org/name` and `Classifier::from_pretrained` against the local Hugging Face
-//! Hub stand-in that datagen's push/pull tests use (included by path, no network): a cold cache
+//! Hub stand-in that the push/pull tests use (`zsc_testkit::hub_stand_in`, no network): a cold cache
 //! downloads through hf-hub into `$HF_HOME/hub` in the standard layout, a warm one downloads
 //! nothing, `HF_HUB_OFFLINE=1` and an unreachable Hub use the warm cache, private repos need
 //! `HF_TOKEN`.
 
 mod common;
-#[path = "../../datagen/tests/common/mod.rs"]
-mod hub_common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hub_common::hub_stand_in::{add_repo, downloads, start_hub, TOKEN};
-use runtime::{Classifier, ClassifierOptions};
+use zsc_testkit::hub_stand_in::{add_repo, downloads, start_hub, TOKEN};
+use zsc::{Classifier, ClassifierOptions};
 use zsc_core::hub::HubOptions;
 use zsc_core::ModelType;
 

@@ -1,4 +1,4 @@
-//! `export --quantize int8` bundles of all three model types load with the default options (no
+//! `zsc-export --quantize int8` bundles of all three model types load with the default options (no
 //! quantization setting anywhere in the runtime) and rank labels like the f32 export of the same
 //! tiny checkpoint.
 
@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use runtime::{Classifier, ClassifierOptions};
+use zsc::{Classifier, ClassifierOptions};
 use zsc_core::{ModelType, Quantization};
 
 const TEXTS: [&str; 8] = [
@@ -28,8 +28,8 @@ fn bundles(name: &str, model_type: ModelType) -> (PathBuf, PathBuf) {
     let ckpt = root.join("checkpoint");
     common::write_checkpoint(&ckpt, model_type, None, None);
     let (fp32, int8) = (root.join("fp32"), root.join("int8"));
-    export::export_bundle(&ckpt, &fp32, &export::ExportOptions::default()).unwrap();
-    export::export_bundle(&ckpt, &int8, &export::ExportOptions::default().with_quantization(Quantization::Int8)).unwrap();
+    zsc_export::export_bundle(&ckpt, &fp32, &zsc_export::ExportOptions::default()).unwrap();
+    zsc_export::export_bundle(&ckpt, &int8, &zsc_export::ExportOptions::default().with_quantization(Quantization::Int8)).unwrap();
     (fp32, int8)
 }
 

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use runtime::{Classifier, ClassifierOptions};
-use zsc_core::fixtures::{base_model_dir, workspace_root};
+use zsc::{Classifier, ClassifierOptions};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 
 /// Largest absolute difference allowed per embedding component (HF fp32 vs ONNX Runtime fp32,
 /// differently fused kernels): 1e-5; the observed maximum is printed (6.6e-7 when written).
@@ -13,7 +13,7 @@ const TOLERANCE: f32 = 1e-5;
 
 fn minilm_bundle() -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-tests").join("minilm-bi");
-    export::export_bundle(&base_model_dir(), &out, &export::ExportOptions::default()).unwrap();
+    zsc_export::export_bundle(&base_model_dir(), &out, &zsc_export::ExportOptions::default()).unwrap();
     out
 }
 

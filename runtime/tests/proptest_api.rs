@@ -6,7 +6,7 @@ mod common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use runtime::{Classifier, ClassifierOptions, RuntimeError};
+use zsc::{Classifier, ClassifierOptions, RuntimeError};
 
 /// `[model type][batch size - 1]`: every model at batch sizes 1..=4, loaded once.
 fn classifiers() -> &'static Vec<Vec<Classifier>> {

@@ -1,4 +1,4 @@
-//! `runtime::serve` on loopback with a tiny bundle: the API, dynamic batching, a short load test
+//! `zsc::serve` on loopback with a tiny bundle: the API, dynamic batching, a short load test
 //! (concurrency 1, 16, 64), abuse (malformed JSON, a 100 MB body, 100k labels, empty and
 //! non-string texts, idle half-open connections, a slow body) followed by a check that the server
 //! still answers correctly, a full queue (503 + Retry-After), and graceful shutdown. The full
@@ -11,8 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runtime::serve::{ServeOptions, Server};
-use runtime::{Classifier, ClassifierOptions};
+use zsc::serve::{ServeOptions, Server};
+use zsc::{Classifier, ClassifierOptions};
 use serde_json::{json, Value};
 use zsc_core::ModelType;
 
@@ -21,7 +21,7 @@ struct Running {
     url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    metrics: Arc<runtime::serve::Metrics>,
+    metrics: Arc<zsc::serve::Metrics>,
 }
 
 impl Running {
@@ -97,7 +97,7 @@ async fn api_endpoints_and_probabilities() {
     assert_eq!(v["multi_label"], true);
     assert_eq!(v["results"][0]["labels"].as_array().unwrap().len(), 4);
     let row = clf.classify(&["x"], &LABELS).unwrap().remove(0);
-    let cut = runtime::sigmoid(row.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - 1e-6;
+    let cut = zsc::sigmoid(row.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - 1e-6;
     let (_, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": LABELS, "multi_label": true, "threshold": cut})).await;
     let kept = v["results"][0]["labels"].as_array().unwrap();
     assert!(!kept.is_empty() && kept.iter().all(|l| l["probability"].as_f64().unwrap() >= cut as f64), "{v}");

@@ -9,7 +9,7 @@ use std::path::Path;
 use tch::Device;
 use zsc_core::calibration::fit_calibration;
 use zsc_core::data::{self, Sample, Split};
-use zsc_core::TrainConfig;
+use crate::config::TrainConfig;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainerError};

@@ -5,7 +5,7 @@
 
 use tch::{Device, Kind, Reduction, Tensor};
 use zsc_core::data::Pair;
-use zsc_core::LossKind;
+use crate::config::LossKind;
 
 use crate::error::Result;
 use crate::models::{copy_host_to, to_device_async};

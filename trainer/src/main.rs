@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use trainer::{parse_device, Checkpoint, TrainOptions};
-use zsc_core::{data, ModelType, Split, TrainConfig};
+use zsc_trainer::{parse_device, Checkpoint, TrainOptions};
+use zsc_core::{data, ModelType, Split};
+use zsc_trainer::config::TrainConfig;
 
 #[derive(Parser)]
 #[command(name = "trainer", version, about = "Train and evaluate zero-shot text classifiers (BiEncoder, PolyEncoder, ColBERT)")]
@@ -20,12 +21,13 @@ enum Command {
     Train(TrainArgs),
     /// Score every text of a split against all labels and print top-1 accuracy and accuracy@k.
     Eval(EvalArgs),
-    /// Generate a training set through an OpenAI-compatible chat-completions endpoint.
-    CreateDataset(datagen::CreateDatasetArgs),
+    /// Turn a checkpoint (or a plain Hugging Face folder or Hub id) into an ONNX bundle for the
+    /// runtime; the same as the standalone `zsc-export`.
+    Export(zsc_export::cli::ExportArgs),
     /// Upload a checkpoint or bundle folder to the Hugging Face Hub (private by default).
-    Push(datagen::PushArgs),
+    Push(zsc_trainer::hub_commands::PushArgs),
     /// Download a Hub repo (checkpoint, bundle or base model) into a local folder.
-    Pull(datagen::PullArgs),
+    Pull(zsc_trainer::hub_commands::PullArgs),
     /// Show what this binary's libtorch can use: CUDA linked, devices, cuDNN, CUDA graphs.
     Devices {
         /// One JSON object instead of text.
@@ -102,19 +104,14 @@ fn parse_model_type(s: &str) -> std::result::Result<ModelType, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    zsc_core::logging::init("info");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => run_train(a),
         Command::Eval(a) => run_eval(a),
-        Command::CreateDataset(a) => datagen::run_create_dataset(a),
-        Command::Push(a) => datagen::run_push(a),
-        Command::Pull(a) => datagen::run_pull(a),
+        Command::Export(a) => zsc_export::cli::run(a),
+        Command::Push(a) => zsc_trainer::hub_commands::run_push(a),
+        Command::Pull(a) => zsc_trainer::hub_commands::run_pull(a),
         Command::Devices { json } => run_devices(json),
     };
     if let Err(e) = result {
@@ -189,7 +186,8 @@ fn apply_flags(cfg: &mut TrainConfig, a: &TrainArgs) {
 /// fetched through hf-hub into the standard Hugging Face cache (`HF_HOME`, `HF_ENDPOINT`,
 /// `HF_TOKEN`, `HF_HUB_OFFLINE`); local folders always win.
 fn resolve_base_model(cfg: &mut TrainConfig) -> Result<()> {
-    let dir = datagen::resolve_base_model(&cfg.base_model)
+    let hub = zsc_trainer::hub_commands::hub_options(None);
+    let dir = zsc_core::hub::resolve(&cfg.base_model, zsc_core::hub::Wanted::Bert, &hub)
         .with_context(|| format!("base_model {:?}: fetching it from the Hugging Face Hub", cfg.base_model))?;
     cfg.base_model = dir.to_string_lossy().into_owned();
     Ok(())
@@ -231,7 +229,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         }
     }
     cfg.validate().context("invalid training settings")?;
-    let summary = trainer::train(&cfg, &TrainOptions { resume: a.resume, stop_after: None, progress: true })
+    let summary = zsc_trainer::train(&cfg, &TrainOptions { resume: a.resume, stop_after: None, progress: true })
         .with_context(|| format!("training run {}", cfg.output_dir.join(&cfg.run_name).display()))?;
     let last_loss = summary.losses.last().map(|l| l.1);
     println!(
@@ -248,7 +246,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 fn run_devices(json: bool) -> Result<()> {
-    let r = trainer::device::DeviceReport::probe();
+    let r = zsc_trainer::device::DeviceReport::probe();
     if json {
         println!("{}", serde_json::to_string(&r).context("serialising the report")?);
     } else {
@@ -310,7 +308,7 @@ fn eval_one(a: &EvalArgs, ckpt: &Checkpoint, data_path: &Path) -> Result<()> {
         data_path.display(),
         labels.len()
     );
-    let out = trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, split.as_str(), a.batch_size)
+    let out = zsc_trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, split.as_str(), a.batch_size)
         .context("evaluating")?;
     let r = &out.report;
     println!("model_type: {}", info.spec.model_type);

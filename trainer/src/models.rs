@@ -11,7 +11,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 use zsc_core::manifest::tensor_names;
 use zsc_core::tokenize::TokenBatch;
-use zsc_core::config::COSINE_SCALE_INIT;
+use crate::config::COSINE_SCALE_INIT;
 use zsc_core::{MaxSimDirection, ModelSpec, ModelType, Pooling, Similarity};
 
 use crate::encoders::{self, Encoder, EncoderConfig};

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use tch::{Device, Tensor};
-use zsc_core::{LossKind, Precision};
+use crate::config::{LossKind, Precision};
 
 use crate::anchor::Anchor;
 use crate::batches::PreparedBatch;

@@ -13,7 +13,8 @@ use tch::{Device, Kind, Tensor};
 use zsc_core::data::{self, Pair, Sample};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{ColbertInit, ColbertScoring, LossKind, ModelSpec, ModelType, SentenceTransformerFolder, Split, TrainConfig};
+use crate::config::{ColbertInit, LossKind, TrainConfig};
+use zsc_core::{ColbertScoring, ModelSpec, ModelType, SentenceTransformerFolder, Split};
 
 use crate::anchor::Anchor;
 use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};

@@ -1,4 +1,4 @@
-//! `base_merge` (trainer::merge): after training, `best_probe/` is interpolated with the base and
+//! `base_merge` (zsc_trainer::merge): after training, `best_probe/` is interpolated with the base and
 //! the best merge on the zero-shot probe is kept; the weights are exactly
 //! `w * trained + (1 - w) * base` on the encoder, the heads as trained.
 
@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 use tch::{Device, Tensor};
-use trainer::checkpoint::Checkpoint;
-use trainer::merge::{choose_merge, MergeEnds};
-use trainer::probe::{Probe, ProbeScores};
-use trainer::train::read_metrics;
-use trainer::{train, TrainOptions, ZscModel};
+use zsc_trainer::checkpoint::Checkpoint;
+use zsc_trainer::merge::{choose_merge, MergeEnds};
+use zsc_trainer::probe::{Probe, ProbeScores};
+use zsc_trainer::train::read_metrics;
+use zsc_trainer::{train, TrainOptions, ZscModel};
 use zsc_core::manifest::tensor_names;
 use zsc_core::metrics::EvalReport;
 use zsc_core::ModelType;

@@ -5,15 +5,15 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use tch::{Device, Tensor};
-use trainer::models::{to_vec_f32, BatchTensors};
-use trainer::{train, EncoderConfig, TrainOptions, ZscModel};
+use zsc_trainer::models::{to_vec_f32, BatchTensors};
+use zsc_trainer::{train, EncoderConfig, TrainOptions, ZscModel};
 use zsc_core::tokenize::TextTokenizer;
-use zsc_core::{ModelSpec, ModelType, TrainConfig};
+use zsc_core::{ModelSpec, ModelType};
+use zsc_trainer::config::TrainConfig;
 
 const NAMES: [&str; 6] = ["bert_cls", "bert_mean_prompt", "bert_lasttoken", "mpnet", "xlm_roberta", "modernbert"];
 /// last_hidden_state, tch vs transformers (f32, random weights).
@@ -21,15 +21,7 @@ const TOLERANCE: f64 = 1e-4;
 
 fn families() -> &'static (PathBuf, Value) {
     static F: OnceLock<(PathBuf, Value)> = OnceLock::new();
-    F.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trainer-families");
-        let root = zsc_core::fixtures::workspace_root();
-        let python = std::env::var("ZSC_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
-        let out = Command::new(&python).arg(root.join("scripts/tiny_families.py")).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "scripts/tiny_families.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        let reference = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-        (dir, reference)
-    })
+    F.get_or_init(|| zsc_testkit::tiny_families(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trainer-families")))
 }
 
 fn bi_spec(hidden: usize) -> ModelSpec {
@@ -114,7 +106,7 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
             };
             let summary = train(&cfg, &TrainOptions::default()).unwrap();
             let ckpt_dir = summary.run_dir.join("last");
-            let ckpt = trainer::checkpoint::Checkpoint::load(&ckpt_dir, Device::Cpu).unwrap();
+            let ckpt = zsc_trainer::checkpoint::Checkpoint::load(&ckpt_dir, Device::Cpu).unwrap();
             // the checkpoint keeps its base's pooling and prompts
             let st = zsc_core::SentenceTransformerFolder::read(&dir.join(name)).unwrap();
             assert_eq!(ckpt.info.spec.embedding.pooling, st.embedding.pooling, "{name}");
@@ -122,10 +114,10 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
             if model_type == ModelType::Colbert {
                 assert_eq!((ckpt.info.spec.colbert_scoring.maxsim, ckpt.info.spec.colbert_scoring.special_tokens), (colbert_maxsim, colbert_special_tokens));
             }
-            let want = trainer::eval::score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 8).unwrap();
+            let want = zsc_trainer::eval::score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 8).unwrap();
             let bundle = work.path().join(format!("bundle-{name}-{model_type}"));
-            export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
-            let clf = runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();
+            zsc_export::export_bundle(&ckpt_dir, &bundle, &zsc_export::ExportOptions::default()).unwrap();
+            let clf = zsc::Classifier::from_dir(&bundle, zsc::ClassifierOptions::default()).unwrap();
             let got = clf.classify(&texts, &labels).unwrap();
             let diff = got.iter().flatten().zip(want.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             println!("{name:>18} {model_type:>13}: max |runtime - tch| score = {diff:.2e}");

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use zsc_core::fixtures::workspace_root;
+use zsc_testkit::fixtures::workspace_root;
 
 #[test]
 fn gpu_check_dry_run_trains_and_reports() {

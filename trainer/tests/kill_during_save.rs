@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tch::Device;
-use trainer::Checkpoint;
+use zsc_trainer::Checkpoint;
 use zsc_core::manifest::checkpoint_files;
 use zsc_core::ModelType;
 

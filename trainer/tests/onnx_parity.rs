@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime::{Classifier, ClassifierOptions};
+use zsc::{Classifier, ClassifierOptions};
 use tch::Device;
-use trainer::checkpoint::{save_checkpoint, CheckpointAssets, CheckpointWrite};
-use trainer::eval::{evaluate, score_texts_labels};
-use trainer::{Checkpoint, ZscModel};
+use zsc_trainer::checkpoint::{save_checkpoint, CheckpointAssets, CheckpointWrite};
+use zsc_trainer::eval::{evaluate, score_texts_labels};
+use zsc_trainer::{Checkpoint, ZscModel};
 use zsc_core::data::{load_samples, unique_labels};
-use zsc_core::fixtures::{base_model_dir, workspace_root};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 use zsc_core::manifest::CheckpointInfo;
 use zsc_core::{ColbertScoring, MaxSimDirection, ModelSpec, ModelType, Similarity, SpecialTokenSides, SplitRatios};
 
@@ -68,7 +68,7 @@ fn check_scoring(model_type: ModelType, similarity: Similarity, colbert_scoring:
     let tmp = tempfile::tempdir().unwrap();
     let ckpt_dir = minilm_checkpoint(model_type, similarity, colbert_scoring, &tmp.path().join("run"));
     let bundle = tmp.path().join("bundle");
-    export::export_bundle(&ckpt_dir, &bundle, &export::ExportOptions::default()).unwrap();
+    zsc_export::export_bundle(&ckpt_dir, &bundle, &zsc_export::ExportOptions::default()).unwrap();
 
     let ckpt = Checkpoint::load(&ckpt_dir, Device::Cpu).unwrap();
     assert_eq!(ckpt.model.spec.model_type, model_type, "model type must come from the checkpoint");

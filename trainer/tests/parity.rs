@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use tch::{Device, Tensor};
-use trainer::models::{mean_pool, BatchTensors};
-use trainer::{EncoderConfig, ZscModel};
-use zsc_core::fixtures::{base_model_dir, workspace_root};
+use zsc_trainer::models::{mean_pool, BatchTensors};
+use zsc_trainer::{EncoderConfig, ZscModel};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ModelSpec, ModelType};
 

@@ -2,9 +2,9 @@
 //! process-global, so concurrent tests in one process would interleave their dropout draws.
 
 use tch::Device;
-use trainer::checkpoint::Checkpoint;
-use trainer::train::read_metrics;
-use trainer::{train, TrainOptions};
+use zsc_trainer::checkpoint::Checkpoint;
+use zsc_trainer::train::read_metrics;
+use zsc_trainer::{train, TrainOptions};
 use zsc_core::ModelType;
 
 mod common;

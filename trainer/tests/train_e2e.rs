@@ -1,4 +1,4 @@
-//! End-to-end training on a tiny random BERT (zsc_core::fixtures) and tiny data written here:
+//! End-to-end training on a tiny random BERT (zsc_testkit::fixtures) and tiny data written here:
 //! falling loss, best/ and last/ checkpoints with exact weight names, model type re-detected from
 //! the checkpoint, `trainer eval --json`, seeded determinism and exact `--resume`.
 
@@ -6,13 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use tch::Device;
-use trainer::checkpoint::Checkpoint;
-use trainer::train::{read_metrics, MetricsRecord};
-use trainer::{train, TrainOptions};
-use zsc_core::fixtures::TinyBert;
+use zsc_trainer::checkpoint::Checkpoint;
+use zsc_trainer::train::{read_metrics, MetricsRecord};
+use zsc_trainer::{train, TrainOptions};
+use zsc_testkit::fixtures::TinyBert;
 use zsc_core::manifest::{checkpoint_files, tensor_names};
 use zsc_core::metrics::EvalReport;
-use zsc_core::{ModelType, TrainConfig};
+use zsc_core::ModelType;
+use zsc_trainer::config::TrainConfig;
 
 mod common;
 use common::{mean, setup, write_unseen_probe};
@@ -67,7 +68,7 @@ fn check_architecture(model_type: ModelType) {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
-    let mut want: Vec<String> = zsc_core::fixtures::bert_weight_shapes(30522, &TinyBert::default()).into_iter().map(|x| x.0).collect();
+    let mut want: Vec<String> = zsc_testkit::fixtures::bert_weight_shapes(30522, &TinyBert::default()).into_iter().map(|x| x.0).collect();
     match model_type {
         ModelType::BiEncoder => {}
         ModelType::PolyEncoder => want.push(tensor_names::POLY_CODES.into()),
@@ -92,7 +93,7 @@ fn check_architecture(model_type: ModelType) {
     // the library gives the same numbers
     let samples = zsc_core::data::load_samples(&s.root.join("data.json")).unwrap();
     let labels = zsc_core::data::unique_labels(&samples);
-    let lib = trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, "all", 64).unwrap();
+    let lib = zsc_trainer::eval::evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &labels, "all", 64).unwrap();
     assert!((lib.report.top1_accuracy - report.top1_accuracy).abs() < 1e-9);
 }
 
@@ -142,6 +143,22 @@ fn cli_train_flags_override_config_and_leftover_temp_dirs_are_tolerated() {
     assert_eq!((saved.model_type, saved.max_steps, saved.seed), (ModelType::PolyEncoder, 6, 3));
     let info = zsc_core::CheckpointInfo::load(&run.join("last")).unwrap();
     assert_eq!((info.step, info.seed), (6, 3));
+    // logs piped to a file carry no colour codes
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\x1b'), "ANSI codes in piped logs");
+
+    // `trainer export` is the exporter (the same flags as the standalone `zsc-export`)
+    let bundle = s.root.join("bundle");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["export", "--checkpoint"])
+        .arg(run.join("last"))
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("poly_encoder"));
+    let manifest = zsc_core::BundleManifest::load(&bundle).unwrap();
+    assert_eq!(manifest.spec.model_type, ModelType::PolyEncoder);
 
     // a crash between the two renames of a save leaves `.best.old-<pid>` and a temp folder
     std::fs::rename(run.join("best"), run.join(".best.old-12345")).unwrap();
@@ -202,7 +219,7 @@ fn diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_checkpoin
     cfg.head_learning_rate = Some(1e30);
     let err = train(&cfg, &TrainOptions { resume: true, ..Default::default() }).unwrap_err();
     assert!(
-        matches!(err, trainer::TrainerError::NonFiniteLoss { .. } | trainer::TrainerError::NonFiniteGradient { .. }),
+        matches!(err, zsc_trainer::TrainerError::NonFiniteLoss { .. } | zsc_trainer::TrainerError::NonFiniteGradient { .. }),
         "{err}"
     );
     assert!(err.to_string().contains("diverged") && err.to_string().contains("last good checkpoint"), "{err}");
@@ -289,13 +306,13 @@ fn softmax_loss_trains_every_architecture() {
     let _serial = serial();
     for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
         let mut s = setup(model_type, "softmax");
-        s.cfg.loss = zsc_core::LossKind::Softmax;
+        s.cfg.loss = zsc_trainer::config::LossKind::Softmax;
         s.cfg.score_scale_learning_rate = Some(0.05);
         if model_type == ModelType::Colbert {
             // MaxSim on a tiny random BERT needs a larger step to move within 60 steps (and a random
             // projection: on a random encoder an orthonormal one stays at chance this short)
             s.cfg.learning_rate = 1e-2;
-            s.cfg.colbert_init = zsc_core::ColbertInit::Kaiming;
+            s.cfg.colbert_init = zsc_trainer::config::ColbertInit::Kaiming;
         }
         s.cfg.max_steps = 60;
         let summary = train(&s.cfg, &TrainOptions::default()).unwrap();
@@ -303,7 +320,7 @@ fn softmax_loss_trains_every_architecture() {
         assert!(last < first, "{model_type}: softmax loss did not fall: {first} -> {last}");
         assert!(summary.val_losses.iter().all(|v| v.1.is_finite() && v.1 >= 0.0), "{:?}", summary.val_losses);
         let saved = TrainConfig::load(&summary.run_dir.join("config.yml")).unwrap();
-        assert_eq!(saved.loss, zsc_core::LossKind::Softmax);
+        assert_eq!(saved.loss, zsc_trainer::config::LossKind::Softmax);
         if model_type == ModelType::Colbert {
             // the score scale has its own learning rate: it moves off its init of 10
             let scale = tensor_bytes(&summary.run_dir.join("last").join(checkpoint_files::WEIGHTS), tensor_names::COLBERT_SCALE);
@@ -416,17 +433,17 @@ fn training_ends_with_calibrated_checkpoints() {
 }
 
 /// How far a checkpoint's in-batch score distributions are from the base's on a fixed batch (the
-/// anchor term itself, `trainer::anchor::anchor_term`).
+/// anchor term itself, `zsc_trainer::anchor::anchor_term`).
 fn drift_from_base(run: &Path, base: &Path) -> f64 {
     let ckpt = Checkpoint::load(&run.join("last"), Device::Cpu).unwrap();
     let texts = ckpt.tokenizer.encode_batch(&["tell me about the rain", "i need help with my loan now", "what about pasta today", "songs to play while i bake"]).unwrap();
     let labels = ckpt.tokenizer.encode_batch(&["weather", "banking", "cooking", "music"]).unwrap();
     let logits = ckpt.model.score_matrix(&texts, &labels, false).unwrap();
-    let anchor = trainer::anchor::Anchor::base(base, zsc_core::Pooling::Mean, Device::Cpu, 1.0).unwrap();
-    let t = trainer::models::BatchTensors::new(&texts, Device::Cpu).unwrap();
-    let l = trainer::models::BatchTensors::new(&labels, Device::Cpu).unwrap();
+    let anchor = zsc_trainer::anchor::Anchor::base(base, zsc_core::Pooling::Mean, Device::Cpu, 1.0).unwrap();
+    let t = zsc_trainer::models::BatchTensors::new(&texts, Device::Cpu).unwrap();
+    let l = zsc_trainer::models::BatchTensors::new(&labels, Device::Cpu).unwrap();
     let none = tch::Tensor::zeros([4, 4], (tch::Kind::Bool, Device::Cpu));
-    trainer::anchor::anchor_term(&logits, &anchor.scores(&t, &l, None).unwrap(), &none).double_value(&[])
+    zsc_trainer::anchor::anchor_term(&logits, &anchor.scores(&t, &l, None).unwrap(), &none).double_value(&[])
 }
 
 /// A teacher table (`scripts/embed_teacher.py`'s format) for every text and label of `data`:
@@ -466,9 +483,9 @@ fn a_teacher_anchor_pulls_the_scores_towards_the_teacher() {
         let ckpt = Checkpoint::load(&s.cfg.output_dir.join(name).join("last"), Device::Cpu).unwrap();
         let (t, l): (Vec<&str>, Vec<&str>) = (texts.iter().take(6).map(String::as_str).collect(), labels.iter().take(6).map(String::as_str).collect());
         let logits = ckpt.model.score_matrix(&ckpt.tokenizer.encode_batch(&t).unwrap(), &ckpt.tokenizer.encode_batch(&l).unwrap(), false).unwrap();
-        let table = trainer::anchor::TeacherTable::load(&stem, Device::Cpu).unwrap();
+        let table = zsc_trainer::anchor::TeacherTable::load(&stem, Device::Cpu).unwrap();
         let none = tch::Tensor::zeros([6, 6], (tch::Kind::Bool, Device::Cpu));
-        distance.push(trainer::anchor::anchor_term(&logits, &table.logits(&t, &l).unwrap(), &none).double_value(&[]));
+        distance.push(zsc_trainer::anchor::anchor_term(&logits, &table.logits(&t, &l).unwrap(), &none).double_value(&[]));
     }
     eprintln!("anchor term against the teacher, base-anchored vs teacher-anchored: {distance:?}");
     assert!(distance[1] < distance[0], "teacher-anchored training must end closer to the teacher: {distance:?}");
@@ -514,7 +531,7 @@ fn label_negatives_train_every_architecture_and_make_the_first_step_harder() {
         let mut first_losses = Vec::new();
         for (name, k) in [("plain", 0), ("negatives", 4)] {
             let mut s = setup(model_type, name);
-            s.cfg.loss = zsc_core::LossKind::Softmax;
+            s.cfg.loss = zsc_trainer::config::LossKind::Softmax;
             s.cfg.anchor_weight = 1.0;
             s.cfg.label_negatives = k;
             s.cfg.max_steps = 6;
@@ -530,7 +547,7 @@ fn label_negatives_train_every_architecture_and_make_the_first_step_harder() {
         assert!(first_losses[1] > first_losses[0] + 1e-4, "{model_type:?}: {first_losses:?}");
     }
     let mut s = setup(ModelType::BiEncoder, "bce");
-    s.cfg.loss = zsc_core::LossKind::Bce;
+    s.cfg.loss = zsc_trainer::config::LossKind::Bce;
     s.cfg.label_negatives = 4;
     assert!(train(&s.cfg, &TrainOptions::default()).unwrap_err().to_string().contains("label_negatives"));
 }

@@ -25,7 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
-use crate::manifest::{read_json, write_json_atomic};
+use crate::json_file::{read_json, write_json_atomic};
 
 /// Bins of the expected calibration error (the usual choice since Guo et al.).
 pub const ECE_BINS: usize = 15;

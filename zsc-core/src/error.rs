@@ -9,12 +9,6 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid YAML config: {source}")]
-    Yaml {
-        path: PathBuf,
-        #[source]
-        source: serde_yaml::Error,
-    },
     #[error("{path}: invalid JSON: {source}")]
     Json {
         path: PathBuf,

@@ -9,9 +9,13 @@ pub mod config;
 pub mod data;
 pub mod encoder_config;
 pub mod error;
-pub mod fixtures;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
+#[cfg(feature = "logging")]
+pub mod logging;
+pub mod json_file;
 pub mod manifest;
 pub mod metrics;
 pub mod rng;
@@ -22,7 +26,7 @@ pub mod tokenize;
 pub use encoder_config::{EncoderConfig, Family};
 pub use sentence_transformers::{Pooling, SentenceEmbedding, SentenceTransformerFolder};
 pub use calibration::Calibration;
-pub use config::{ColbertInit, ColbertScoring, LossKind, MaxSimDirection, ModelType, Precision, Similarity, SpecialTokenSides, SplitRatios, TrainConfig};
+pub use config::{ColbertScoring, MaxSimDirection, ModelType, Similarity, SpecialTokenSides, SplitRatios};
 pub use data::{Sample, Split};
 pub use error::{CoreError, Result};
 pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec, Quantization};

@@ -323,7 +323,7 @@ mod tests {
 
     fn tiny() -> (EncoderConfig, Weights) {
         let d = tempfile::tempdir().unwrap();
-        zsc_core::fixtures::write_tiny_bert(d.path(), zsc_core::fixtures::TinyBert::default()).unwrap();
+        zsc_testkit::fixtures::write_tiny_bert(d.path(), zsc_testkit::fixtures::TinyBert::default()).unwrap();
         let cfg = crate::weights::load_encoder_config(&d.path().join("config.json")).unwrap();
         let w = Weights::load(&d.path().join("model.safetensors"), &cfg).unwrap();
         (cfg, w)

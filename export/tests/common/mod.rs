@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zsc_core::fixtures::{write_tiny_bert, TinyBert};
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_core::manifest::{checkpoint_files, tensor_names, FORMAT_VERSION};
 use zsc_core::{CheckpointInfo, ModelSpec, ModelType, SplitRatios};
 
@@ -102,11 +102,11 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, with_head: bool) {
 
 fn python() -> PathBuf {
     let p = std::env::var("ZSC_PYTHON").unwrap_or_else(|_| {
-        zsc_core::fixtures::workspace_root().join(".venv/bin/python").display().to_string()
+        zsc_testkit::fixtures::workspace_root().join(".venv/bin/python").display().to_string()
     });
     let p = PathBuf::from(p);
     if p.is_relative() {
-        zsc_core::fixtures::workspace_root().join(p)
+        zsc_testkit::fixtures::workspace_root().join(p)
     } else {
         p
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use runtime::{
+use zsc::{
     best_micro_f1_threshold, restrict_to_samples, sample_key, Classifier, ClassifierOptions, ExecutionProvider, LabelCache, LabelScore,
     ProbabilityMode, ProtocolReport, SampleKey,
 };
@@ -206,13 +206,7 @@ struct ServeArgs {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ort=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    zsc_core::logging::init("warn,ort=warn");
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {}", zsc_core::error::error_chain(e.as_ref()));
@@ -600,7 +594,7 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     use std::time::Duration;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let workers = args.workers.unwrap_or(cores);
-    let o = runtime::serve::ServeOptions {
+    let o = zsc::serve::ServeOptions {
         host: args.host,
         port: args.port,
         max_batch: args.max_batch,
@@ -629,7 +623,7 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     let model_type = clf.model_type();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let server = runtime::serve::Server::bind(Arc::new(clf), args.model.clone(), o).await?;
+        let server = zsc::serve::Server::bind(Arc::new(clf), args.model.clone(), o).await?;
         let addr = server.local_addr().context("reading the bound address")?;
         // the first stdout line, for scripts (and tests) that start the server on port 0
         println!("listening on http://{addr}");
@@ -640,7 +634,7 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
             args.model,
             if calibrated { "calibrated" } else { "uncalibrated probabilities" }
         );
-        server.run(runtime::serve::shutdown_signal()).await;
+        server.run(zsc::serve::shutdown_signal()).await;
         eprintln!("zsc serve: stopped");
         anyhow::Ok(())
     })

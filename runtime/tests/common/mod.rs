@@ -1,5 +1,5 @@
-//! Test bundles: tiny random BERT checkpoints (zsc_core::fixtures) with hand-written head
-//! tensors, exported with `export::export_bundle`. Built once per test binary under
+//! Test bundles: tiny random BERT checkpoints (zsc_testkit::fixtures) with hand-written head
+//! tensors, exported with `zsc_export::export_bundle`. Built once per test binary under
 //! CARGO_TARGET_TMPDIR (cargo runs test binaries one after another).
 #![allow(dead_code)]
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use zsc_core::fixtures::{write_tiny_bert, TinyBert};
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_core::manifest::{checkpoint_files, tensor_names, write_json_atomic};
 use zsc_core::{CheckpointInfo, ModelSpec, ModelType, SplitRatios};
 
@@ -104,7 +104,7 @@ pub fn make_bundle(name: &str, model_type: ModelType, template: Option<&str>, da
     let ckpt = root.join("checkpoint");
     let bundle = root.join("bundle");
     write_checkpoint(&ckpt, model_type, template, data);
-    export::export_bundle(&ckpt, &bundle, &export::ExportOptions::default()).unwrap();
+    zsc_export::export_bundle(&ckpt, &bundle, &zsc_export::ExportOptions::default()).unwrap();
     bundle
 }
 

@@ -202,7 +202,7 @@ mod tests {
             }
         }
         // and the BERT list is the shared fixture's (the names export reads)
-        let tiny = zsc_core::fixtures::TinyBert {
+        let tiny = zsc_testkit::fixtures::TinyBert {
             hidden_size: 8,
             num_hidden_layers: 3,
             num_attention_heads: 2,
@@ -210,7 +210,7 @@ mod tests {
             max_position_embeddings: 20,
             seed: 0,
         };
-        let mut fixture: Vec<String> = zsc_core::fixtures::bert_weight_shapes(50, &tiny).into_iter().map(|(n, _)| n).collect();
+        let mut fixture: Vec<String> = zsc_testkit::fixtures::bert_weight_shapes(50, &tiny).into_iter().map(|(n, _)| n).collect();
         fixture.sort();
         let mut bert = cfg(serde_json::json!({})).weight_names();
         bert.sort();

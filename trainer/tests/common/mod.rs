@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use zsc_core::fixtures::{write_tiny_bert, TinyBert};
-use zsc_core::{ModelType, TrainConfig};
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
+use zsc_core::ModelType;
+use zsc_trainer::config::TrainConfig;
 
 const TOPICS: [(&str, [&str; 5]); 6] = [
     ("weather", ["rain", "sunny", "snow", "forecast", "storm"]),

@@ -15,7 +15,8 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    pub(crate) fn bearer(&self) -> String {
+    /// The `Authorization` header value.
+    pub fn bearer(&self) -> String {
         format!("Bearer {}", self.0)
     }
 }

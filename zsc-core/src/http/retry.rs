@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use zsc_core::rng::SplitMix64;
+use crate::rng::SplitMix64;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{percent_decode, ranged, serve, Reply, Request};
+use crate::http_stand_in::{percent_decode, ranged, serve, Reply, Request};
 
 pub const TOKEN: &str = "hf_test_token";
 

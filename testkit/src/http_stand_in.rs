@@ -2,10 +2,6 @@
 //! keep-alive, Content-Length and chunked request bodies. Handlers see the parsed request and
 //! return a response, or ask to hang (sleep, then drop the connection without answering).
 
-#![allow(dead_code)]
-
-pub mod hub_stand_in;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

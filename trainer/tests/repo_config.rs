@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use zsc_core::config::{ModelType, TrainConfig};
+use zsc_core::ModelType;
+use zsc_trainer::config::TrainConfig;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,14 +1,13 @@
 //! push (hand-written Hub protocol) and pull (hf-hub, standard Hugging Face cache) against the
-//! local Hugging Face Hub stand-in (`common/hub_stand_in.rs`, no network).
-
-mod common;
+//! local Hugging Face Hub stand-in (`zsc_testkit::hub_stand_in`, no network), then the pulled
+//! bundle classifies in the runtime.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
-use datagen::hub::HubClient;
-use datagen::secrets::Secret;
+use zsc_testkit::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
+use zsc_core::http::secrets::Secret;
+use zsc_core::hub::upload::HubClient;
 use serde_json::json;
 use zsc_core::hub::{HubOptions, Wanted};
 
@@ -49,7 +48,7 @@ fn write_checkpoint(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for f in datagen::hub::scan_folder(dir).unwrap() {
+    for f in zsc_core::hub::upload::scan_folder(dir).unwrap() {
         out.insert(f.path_in_repo.clone(), std::fs::read(&f.abs).unwrap());
     }
     out
@@ -94,7 +93,7 @@ async fn push_then_pull_round_trips_bytes() {
     // Pull back through hf-hub into a cold cache (standard layout) and compare bytes.
     let cache = tempfile::tempdir().unwrap();
     let options = hub(&url, cache.path(), Some(TOKEN));
-    let pulled = datagen::pull("alice/zsc-test", "main", &options).expect("pull");
+    let pulled = zsc_core::hub::pull("alice/zsc-test", "main", &options).expect("pull");
     assert_eq!(pulled, snapshot(cache.path(), "alice/zsc-test", &head));
     assert_eq!(read_tree(&pulled), expected);
     let refs = cache.path().join("models--alice--zsc-test").join("refs").join("main");
@@ -102,7 +101,7 @@ async fn push_then_pull_round_trips_bytes() {
 
     // Private: no token, no files.
     let other = tempfile::tempdir().unwrap();
-    let e = datagen::pull("alice/zsc-test", "main", &hub(&url, other.path(), None)).unwrap_err();
+    let e = zsc_core::hub::pull("alice/zsc-test", "main", &hub(&url, other.path(), None)).unwrap_err();
     assert!(e.to_string().contains("401"), "{e}");
 
     // Pushing again: the repo exists (409 is fine) and the LFS object is not uploaded twice.
@@ -117,7 +116,7 @@ async fn push_then_pull_round_trips_bytes() {
     };
     assert_ne!(new_head, head);
     // The warm cache follows the new commit: refs/main moves, the new snapshot has the new file.
-    let pulled2 = datagen::pull("alice/zsc-test", "main", &options).expect("pull again");
+    let pulled2 = zsc_core::hub::pull("alice/zsc-test", "main", &options).expect("pull again");
     assert_eq!(pulled2, snapshot(cache.path(), "alice/zsc-test", &new_head));
     assert_eq!(std::fs::read(pulled2.join("config.json")).unwrap(), br#"{"hidden_size": 64}"#);
     assert_eq!(std::fs::read_to_string(&refs).unwrap(), new_head);
@@ -137,16 +136,16 @@ fn public_flag_and_blocking_pull_entry_points() {
     // A public repo needs no token; cold cache, then warm: no download the second time.
     let cache = tempfile::tempdir().unwrap();
     let options = hub(&url, cache.path(), None);
-    let dir = datagen::pull("bob/public-model", "main", &options).expect("pull");
+    let dir = zsc_core::hub::pull("bob/public-model", "main", &options).expect("pull");
     assert_eq!(read_tree(&dir), expected);
     let before = downloads(&state);
-    assert_eq!(datagen::pull("bob/public-model", "main", &options).unwrap(), dir);
+    assert_eq!(zsc_core::hub::pull("bob/public-model", "main", &options).unwrap(), dir);
     assert_eq!(downloads(&state), before, "a warm cache downloads nothing");
     // Local folders come first and are returned as they are.
-    let local = datagen::pull(src.path().to_str().unwrap(), "main", &options).unwrap();
+    let local = zsc_core::hub::pull(src.path().to_str().unwrap(), "main", &options).unwrap();
     assert_eq!(local, src.path());
     // Unknown repo: an error naming the status.
-    let e = datagen::pull("bob/missing", "main", &options).unwrap_err();
+    let e = zsc_core::hub::pull("bob/missing", "main", &options).unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
 
     // The trainer's base_model: only the BERT files are fetched (not every file of the repo).
@@ -172,7 +171,7 @@ async fn multipart_lfs_upload_round_trips() {
         assert_eq!(st.repos["carol/big"].files, expected);
     }
     let cache = tempfile::tempdir().unwrap();
-    let pulled = datagen::pull("carol/big", "main", &hub(&url, cache.path(), Some(TOKEN))).unwrap();
+    let pulled = zsc_core::hub::pull("carol/big", "main", &hub(&url, cache.path(), Some(TOKEN))).unwrap();
     assert_eq!(read_tree(&pulled), expected);
 
     // Hub unreachable: the warm cache is used (as Python's huggingface_hub does); a cold one is an error.
@@ -180,14 +179,14 @@ async fn multipart_lfs_upload_round_trips() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    assert_eq!(datagen::pull("carol/big", "main", &hub(&dead, cache.path(), Some(TOKEN))).unwrap(), pulled);
+    assert_eq!(zsc_core::hub::pull("carol/big", "main", &hub(&dead, cache.path(), Some(TOKEN))).unwrap(), pulled);
     let empty = tempfile::tempdir().unwrap();
-    let e = datagen::pull("carol/big", "main", &hub(&dead, empty.path(), Some(TOKEN))).unwrap_err();
+    let e = zsc_core::hub::pull("carol/big", "main", &hub(&dead, empty.path(), Some(TOKEN))).unwrap_err();
     assert!(e.to_string().contains("not in the local Hugging Face cache"), "{e}");
     // HF_HUB_OFFLINE: not a single request, the cache answers.
     let seen = state.lock().unwrap().seen.len();
     let offline = hub(&url, cache.path(), Some(TOKEN)).with_offline(true);
-    assert_eq!(datagen::pull("carol/big", "main", &offline).unwrap(), pulled);
+    assert_eq!(zsc_core::hub::pull("carol/big", "main", &offline).unwrap(), pulled);
     assert_eq!(state.lock().unwrap().seen.len(), seen);
 }
 
@@ -198,12 +197,12 @@ fn pushed_bundle_pulls_back_and_classifies() {
     let (url, _state) = start_hub();
     let work = tempfile::tempdir().unwrap();
     let base = work.path().join("tiny-bert");
-    zsc_core::fixtures::write_tiny_bert(&base, zsc_core::fixtures::TinyBert::default()).unwrap();
+    zsc_testkit::fixtures::write_tiny_bert(&base, zsc_testkit::fixtures::TinyBert::default()).unwrap();
     let bundle = work.path().join("bundle");
-    export::export_bundle(
+    zsc_export::export_bundle(
         &base,
         &bundle,
-        &export::ExportOptions { model_type: Some(zsc_core::ModelType::BiEncoder), ..Default::default() },
+        &zsc_export::ExportOptions { model_type: Some(zsc_core::ModelType::BiEncoder), ..Default::default() },
     )
     .unwrap();
 
@@ -213,15 +212,53 @@ fn pushed_bundle_pulls_back_and_classifies() {
     drop(rt);
 
     let cache = tempfile::tempdir().unwrap();
-    let pulled = datagen::pull("dana/zsc-bundle", "main", &hub(&url, cache.path(), None)).expect("pull");
+    let pulled = zsc_core::hub::pull("dana/zsc-bundle", "main", &hub(&url, cache.path(), None)).expect("pull");
     assert_eq!(read_tree(&pulled), read_tree(&bundle), "pulled bundle differs from the pushed one");
 
-    let local = runtime::Classifier::from_dir(&bundle, runtime::ClassifierOptions::default()).unwrap();
-    let remote = runtime::Classifier::from_dir(&pulled, runtime::ClassifierOptions::default()).unwrap();
+    let local = zsc::Classifier::from_dir(&bundle, zsc::ClassifierOptions::default()).unwrap();
+    let remote = zsc::Classifier::from_dir(&pulled, zsc::ClassifierOptions::default()).unwrap();
     let texts = ["how do i transfer money", "what a lovely sunny day"];
     let labels = ["banking", "weather", "music"];
     let a = local.classify(&texts, &labels).unwrap();
     let b = remote.classify(&texts, &labels).unwrap();
     assert_eq!(a, b);
     assert!(b.iter().flatten().all(|s| s.is_finite()));
+}
+
+/// `trainer push` and `trainer pull` read one set of settings: the endpoint from `HF_ENDPOINT`, the
+/// token from the file `huggingface-cli login` writes under `HF_HOME` (no `HF_TOKEN`), and the
+/// cache under `HF_HOME/hub`.
+#[test]
+fn cli_push_and_pull_use_hf_home_and_its_cached_token() {
+    let (url, state) = start_hub();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("config.json"), br#"{"hidden_size": 32}"#).unwrap();
+    std::fs::write(src.path().join("notes.txt"), b"pushed by the CLI").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let trainer = |args: &[&str], token_file: bool| {
+        if token_file {
+            std::fs::write(home.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        } else {
+            let _ = std::fs::remove_file(home.path().join("token"));
+        }
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+        for v in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE"] {
+            c.env_remove(v);
+        }
+        c.env("HF_HOME", home.path()).env("HF_ENDPOINT", &url).current_dir(home.path()).args(args).output().unwrap()
+    };
+    let run = src.path().to_str().unwrap();
+    let out = trainer(&["push", "--run", run, "--repo-id", "erin/cli"], false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Hugging Face token"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = trainer(&["push", "--run", run, "--repo-id", "erin/cli"], true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(state.lock().unwrap().repos["erin/cli"].files["notes.txt"], b"pushed by the CLI");
+
+    let out = trainer(&["pull", "--repo-id", "erin/cli"], true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(dir.starts_with(home.path().join("hub")), "{}", dir.display());
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"pushed by the CLI");
 }

@@ -1,12 +1,14 @@
-//! Hugging Face Hub: push a checkpoint or bundle folder (the Hub's HTTP commit protocol, as in
-//! `huggingface_hub`'s `hf_api.py`, `_commit_api.py` and `lfs.py`); pull a repo back through
-//! `zsc_core::hub` (the `hf-hub` crate and the standard Hugging Face cache).
+//! Uploads to the Hugging Face Hub (feature `hub-upload`): push a checkpoint or bundle folder with
+//! the Hub's HTTP commit protocol, as in `huggingface_hub`'s `hf_api.py`, `_commit_api.py` and
+//! `lfs.py`. `hf-hub` 0.4 has no uploads, so this part is hand-written; downloads are in
+//! [`super`]. Both read the same settings ([`HubOptions::from_env`]: `HF_ENDPOINT`, `HF_TOKEN`,
+//! `HUGGING_FACE_HUB_TOKEN`, the cached token under `HF_HOME`).
 //!
 //! Push: `POST /api/repos/create` (409 = exists) → `POST /api/models/{repo}/preupload/{rev}` (which
 //! files go through LFS) → `POST /{repo}.git/info/lfs/objects/batch` → `PUT` each object to the
 //! returned href (or its parts, multipart) → `POST` verify when asked → `POST
 //! /api/models/{repo}/commit/{rev}` with NDJSON (header, `file` base64 entries, `lfsFile` sha256
-//! entries). `hf-hub` 0.4 has no uploads, so this part stays hand-written.
+//! entries).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,128 +18,92 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{truncate_body, DatagenError, Result};
-use crate::retry::{server_retry_after, RetryPolicy};
-use crate::secrets::{secret_from_env, var_from_env, Secret};
-use zsc_core::hub::Wanted;
+use super::HubOptions;
+use crate::http::retry::{server_retry_after, RetryPolicy};
+use crate::http::secrets::{secret_from_env, Secret};
+use crate::http::truncate_body;
 
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
-pub const TOKEN_VARS: [&str; 2] = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"];
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
 /// Files per preupload / LFS batch request (the Hub's own client uses 256).
 const CHUNK: usize = 256;
+/// The token variables, in the order Python's `huggingface_hub` reads them.
+pub const TOKEN_VARS: [&str; 2] = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"];
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct PushArgs {
-    /// Checkpoint or bundle folder to upload (every file under it, `.git/` excepted).
-    #[arg(long)]
-    pub run: PathBuf,
-    /// Target repository, `USER/NAME` or `ORG/NAME`.
-    #[arg(long)]
-    pub repo_id: String,
-    /// Create the repository public (default: private). An existing repo keeps its visibility.
-    #[arg(long)]
-    pub public: bool,
-    /// Hub URL [default: $HF_ENDPOINT or https://huggingface.co].
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Branch to commit to.
-    #[arg(long, default_value = "main")]
-    pub revision: String,
-    /// Commit message [default: "Upload <folder name> with zsc"].
-    #[arg(long)]
-    pub message: Option<String>,
+/// Everything that can go wrong pushing to the Hub. Messages never contain the token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// A local file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad argument (repo id, folder, missing token).
+    #[error("{0}")]
+    Config(String),
+    /// The request could not be sent.
+    #[error("request to {url} failed: {source}")]
+    Http {
+        /// Where it was sent.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The Hub answered with an error status.
+    #[error("{what}: HTTP {status} from {url}: {body}")]
+    Status {
+        /// The step of the push.
+        what: String,
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The (shortened) body, with a hint for 401/403/404.
+        body: String,
+    },
+    /// Retries on connection errors, 429 and 5xx ran out.
+    #[error("{what}: gave up after {attempts} attempt(s); last error: {last}")]
+    RetriesExhausted {
+        /// The step of the push.
+        what: String,
+        /// Requests sent.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The Hub answered something this client does not understand.
+    #[error("unexpected response: {0}")]
+    Protocol(String),
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct PullArgs {
-    /// Repository `USER/NAME` (or an existing local folder, printed as is).
-    #[arg(long)]
-    pub repo_id: String,
-    #[arg(long, default_value = "main")]
-    pub revision: String,
-    /// Hugging Face hub cache [default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Hub URL [default: $HF_ENDPOINT or https://huggingface.co].
-    #[arg(long)]
-    pub endpoint: Option<String>,
-}
-
-/// `trainer push`: token from `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN` (env or `./.env`).
-pub fn run_push(args: PushArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let token = secret_from_env(&TOKEN_VARS)
-        .context("no Hugging Face token: set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN) in the environment or ./.env")?;
-    let endpoint = resolve_endpoint(args.endpoint.as_deref());
-    let client = HubClient::new(&endpoint, Some(token))?;
-    let rt = crate::runtime()?;
-    let commit = rt
-        .block_on(client.push_folder(&args.run, &args.repo_id, !args.public, &args.revision, args.message.as_deref()))
-        .with_context(|| format!("push {} to {} ({endpoint})", args.run.display(), args.repo_id))?;
-    println!("pushed {} to {}: {}", args.run.display(), args.repo_id, commit.commit_url);
-    Ok(())
-}
-
-/// `trainer pull`: every file of the repo into the Hugging Face cache; prints the snapshot folder.
-pub fn run_pull(args: PullArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let mut options = hub_options(args.endpoint.as_deref());
-    if let Some(dir) = &args.cache_dir {
-        options = options.with_cache_dir(dir);
-    }
-    let dir = pull(&args.repo_id, &args.revision, &options).with_context(|| format!("pull {}@{}", args.repo_id, args.revision))?;
-    println!("{}", dir.display());
-    Ok(())
-}
-
-/// A local folder for `repo_id`: the argument itself if it is an existing folder, else every file
-/// of the Hub repo at `revision` in the Hugging Face cache of `options` (`zsc_core::hub`, i.e.
-/// `hf-hub`; [`hub_options`] reads `HF_HOME` / `HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_TOKEN`,
-/// `HF_HUB_OFFLINE`). Blocking; may be called from inside a tokio runtime.
-pub fn pull(repo_id: &str, revision: &str, options: &zsc_core::hub::HubOptions) -> Result<PathBuf> {
-    let local = Path::new(repo_id);
-    if local.is_dir() {
-        return Ok(local.to_path_buf());
-    }
-    Ok(zsc_core::hub::fetch(repo_id, revision, Wanted::All, options)?)
-}
-
-/// The trainer's `base_model`: a local folder as is, or a Hub id (`org/name[@revision]`) whose
-/// `config.json`, `model.safetensors` and `tokenizer.json` are fetched into the Hugging Face cache.
-pub fn resolve_base_model(base_model: &str) -> Result<PathBuf> {
-    Ok(zsc_core::hub::resolve(base_model, Wanted::Bert, &hub_options(None))?)
-}
-
-/// Hub settings from the environment, `endpoint` winning over `HF_ENDPOINT`; progress bars when
-/// stderr is a terminal.
-pub fn hub_options(endpoint: Option<&str>) -> zsc_core::hub::HubOptions {
-    use std::io::IsTerminal;
-    let o = zsc_core::hub::HubOptions::from_env().with_progress(std::io::stderr().is_terminal());
-    match endpoint {
-        Some(e) => o.with_endpoint(e),
-        None => o,
+impl UploadError {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        UploadError::Io { path: path.into(), source }
     }
 }
 
-/// `--endpoint`, else `HF_ENDPOINT`, else https://huggingface.co (no trailing slash).
-pub fn resolve_endpoint(flag: Option<&str>) -> String {
-    flag.map(str::to_string)
-        .or_else(|| var_from_env("HF_ENDPOINT"))
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
-        .trim_end_matches('/')
-        .to_string()
+type Result<T, E = UploadError> = std::result::Result<T, E>;
+
+/// The push token: `options.token` (`HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, else the token file that
+/// `huggingface-cli login` writes under `HF_HOME`), else those variables in `./.env`.
+pub fn push_token(options: &HubOptions) -> Option<Secret> {
+    options.token.as_ref().map(Secret::new).or_else(|| secret_from_env(&TOKEN_VARS))
 }
 
 /// `USER/NAME` with the Hub's allowed characters.
 pub fn validate_repo_id(repo_id: &str) -> Result<(&str, &str)> {
     let bad = || {
-        DatagenError::Config(format!(
+        UploadError::Config(format!(
             "repo id `{repo_id}` must be `USER/NAME` (letters, digits, `-`, `_`, `.`; no `..`, at most 96 characters)"
         ))
     };
     match repo_id.split_once('/') {
-        Some((owner, name)) if zsc_core::hub::is_repo_id(repo_id) => Ok((owner, name)),
+        Some((owner, name)) if super::is_repo_id(repo_id) => Ok((owner, name)),
         _ => Err(bad()),
     }
 }
@@ -183,30 +149,30 @@ pub struct CommitInfo {
 /// Every file under `root` (sorted, `.git/` skipped), hashed.
 pub fn scan_folder(root: &Path) -> Result<Vec<LocalFile>> {
     if !root.is_dir() {
-        return Err(DatagenError::Config(format!("{} is not a folder", root.display())));
+        return Err(UploadError::Config(format!("{} is not a folder", root.display())));
     }
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| DatagenError::io(&dir, e))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| UploadError::io(&dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| DatagenError::io(&dir, e))?;
+            let entry = entry.map_err(|e| UploadError::io(&dir, e))?;
             let path = entry.path();
-            let meta = std::fs::metadata(&path).map_err(|e| DatagenError::io(&path, e))?;
+            let meta = std::fs::metadata(&path).map_err(|e| UploadError::io(&path, e))?;
             if meta.is_dir() {
                 if entry.file_name() != ".git" {
                     stack.push(path);
                 }
                 continue;
             }
-            let rel = path.strip_prefix(root).map_err(|_| DatagenError::Config(format!("{} escapes {}", path.display(), root.display())))?;
+            let rel = path.strip_prefix(root).map_err(|_| UploadError::Config(format!("{} escapes {}", path.display(), root.display())))?;
             let parts: Vec<String> = rel
                 .components()
                 .map(|c| {
                     c.as_os_str()
                         .to_str()
                         .map(str::to_string)
-                        .ok_or_else(|| DatagenError::Config(format!("{}: file name is not UTF-8", path.display())))
+                        .ok_or_else(|| UploadError::Config(format!("{}: file name is not UTF-8", path.display())))
                 })
                 .collect::<Result<_>>()?;
             let (sha256, sample) = hash_file(&path)?;
@@ -214,7 +180,7 @@ pub fn scan_folder(root: &Path) -> Result<Vec<LocalFile>> {
         }
     }
     if files.is_empty() {
-        return Err(DatagenError::Config(format!("{} holds no files", root.display())));
+        return Err(UploadError::Config(format!("{} holds no files", root.display())));
     }
     files.sort_by(|a, b| a.path_in_repo.cmp(&b.path_in_repo));
     Ok(files)
@@ -222,12 +188,12 @@ pub fn scan_folder(root: &Path) -> Result<Vec<LocalFile>> {
 
 fn hash_file(path: &Path) -> Result<(String, Vec<u8>)> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| DatagenError::io(path, e))?;
+    let mut f = std::fs::File::open(path).map_err(|e| UploadError::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut sample = Vec::new();
     loop {
-        let n = f.read(&mut buf).map_err(|e| DatagenError::io(path, e))?;
+        let n = f.read(&mut buf).map_err(|e| UploadError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -301,7 +267,7 @@ impl HubClient {
             .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("zsc-datagen/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| DatagenError::Http { url: endpoint.to_string(), source })?;
+            .map_err(|source| UploadError::Http { url: endpoint.to_string(), source })?;
         Ok(HubClient {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -348,7 +314,7 @@ impl HubClient {
                         }
                         continue;
                     }
-                    return Err(DatagenError::Status { what: what.to_string(), url, status, body: hub_hint(status, &body) });
+                    return Err(UploadError::Status { what: what.to_string(), url, status, body: hub_hint(status, &body) });
                 }
                 Err(e) => {
                     last = e.to_string();
@@ -358,14 +324,14 @@ impl HubClient {
                 }
             }
         }
-        Err(DatagenError::RetriesExhausted { what: what.to_string(), attempts: self.retry.max_retries + 1, last })
+        Err(UploadError::RetriesExhausted { what: what.to_string(), attempts: self.retry.max_retries + 1, last })
     }
 
     async fn json<T: serde::de::DeserializeOwned>(what: &str, resp: reqwest::Response) -> Result<T> {
         let url = resp.url().to_string();
-        let text = resp.text().await.map_err(|source| DatagenError::Http { url: url.clone(), source })?;
+        let text = resp.text().await.map_err(|source| UploadError::Http { url: url.clone(), source })?;
         serde_json::from_str(&text)
-            .map_err(|e| DatagenError::Protocol(format!("{what} ({url}): {e}; body: {}", truncate_body(&text))))
+            .map_err(|e| UploadError::Protocol(format!("{what} ({url}): {e}; body: {}", truncate_body(&text))))
     }
 
     /// `POST /api/repos/create`; an existing repo (409) is fine.
@@ -426,7 +392,7 @@ impl HubClient {
                     (false, "lfs") => Some(UploadMode::Lfs),
                     (false, "regular") => Some(UploadMode::Regular),
                     (false, other) => {
-                        return Err(DatagenError::Protocol(format!("preupload: unknown uploadMode `{other}` for {}", f.path)))
+                        return Err(UploadError::Protocol(format!("preupload: unknown uploadMode `{other}` for {}", f.path)))
                     }
                 };
                 modes.insert(f.path, mode);
@@ -438,7 +404,7 @@ impl HubClient {
                 let mode = modes
                     .get(&f.path_in_repo)
                     .cloned()
-                    .ok_or_else(|| DatagenError::Protocol(format!("preupload: no answer for {}", f.path_in_repo)))?;
+                    .ok_or_else(|| UploadError::Protocol(format!("preupload: no answer for {}", f.path_in_repo)))?;
                 Ok(if f.size == 0 && mode.is_some() { Some(UploadMode::Regular) } else { mode })
             })
             .collect()
@@ -477,13 +443,13 @@ impl HubClient {
                 .await?;
             let batch: LfsBatchResponse = Self::json("LFS batch", resp).await?;
             if let Some(err) = batch.objects.iter().find_map(|o| o.error.as_ref().map(|e| (o.oid.clone(), e.clone()))) {
-                return Err(DatagenError::Protocol(format!("LFS batch refused object {}: {}", err.0, err.1)));
+                return Err(UploadError::Protocol(format!("LFS batch refused object {}: {}", err.0, err.1)));
             }
             for obj in batch.objects {
                 let file = chunk
                     .iter()
                     .find(|f| f.sha256 == obj.oid)
-                    .ok_or_else(|| DatagenError::Protocol(format!("LFS batch answered for unknown oid {}", obj.oid)))?;
+                    .ok_or_else(|| UploadError::Protocol(format!("LFS batch answered for unknown oid {}", obj.oid)))?;
                 let actions = obj.actions.unwrap_or_default();
                 match actions.upload {
                     // No upload action: the Hub has this content already.
@@ -511,9 +477,9 @@ impl HubClient {
     /// Basic transfer: one PUT of the whole object. Multipart (`chunk_size` in the header): PUT
     /// each part to its numbered URL, then POST the parts' ETags to the href.
     async fn upload_object(&self, file: &LocalFile, action: &LfsAction) -> Result<()> {
-        let bytes = std::fs::read(&file.abs).map_err(|e| DatagenError::io(&file.abs, e))?;
+        let bytes = std::fs::read(&file.abs).map_err(|e| UploadError::io(&file.abs, e))?;
         if bytes.len() as u64 != file.size {
-            return Err(DatagenError::Config(format!("{} changed while uploading", file.abs.display())));
+            return Err(UploadError::Config(format!("{} changed while uploading", file.abs.display())));
         }
         let header = action.header.clone().unwrap_or_default();
         let chunk_size = header.get("chunk_size").map(|v| match v {
@@ -528,7 +494,7 @@ impl HubClient {
                     .await?;
             }
             Some(None) | Some(Some(0)) => {
-                return Err(DatagenError::Protocol(format!("LFS batch: bad chunk_size {:?}", header.get("chunk_size"))))
+                return Err(UploadError::Protocol(format!("LFS batch: bad chunk_size {:?}", header.get("chunk_size"))))
             }
             Some(Some(chunk_size)) => {
                 let mut parts: Vec<(u32, String)> = header
@@ -537,7 +503,7 @@ impl HubClient {
                     .collect();
                 parts.sort();
                 if parts.len() != bytes.len().div_ceil(chunk_size) {
-                    return Err(DatagenError::Protocol(format!(
+                    return Err(UploadError::Protocol(format!(
                         "LFS multipart: {} part URLs for {} bytes in chunks of {chunk_size}",
                         parts.len(),
                         bytes.len()
@@ -553,7 +519,7 @@ impl HubClient {
                         .get(reqwest::header::ETAG)
                         .and_then(|v| v.to_str().ok())
                         .filter(|v| !v.is_empty())
-                        .ok_or_else(|| DatagenError::Protocol(format!("{what}: no ETag in the answer")))?
+                        .ok_or_else(|| UploadError::Protocol(format!("{what}: no ETag in the answer")))?
                         .to_string();
                     etags.push(json!({"partNumber": number, "etag": etag}));
                 }
@@ -594,7 +560,7 @@ impl HubClient {
             match mode {
                 None => tracing::info!("{}: ignored by the repo's .gitignore", file.path_in_repo),
                 Some(UploadMode::Regular) => {
-                    let bytes = std::fs::read(&file.abs).map_err(|e| DatagenError::io(&file.abs, e))?;
+                    let bytes = std::fs::read(&file.abs).map_err(|e| UploadError::io(&file.abs, e))?;
                     push_line(json!({"key": "file", "value": {
                         "content": b64.encode(&bytes), "path": file.path_in_repo, "encoding": "base64"}}));
                 }
@@ -652,22 +618,6 @@ fn hub_hint(status: u16, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_parse_with_clap() {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            push: PushArgs,
-        }
-        let cli = Cli::try_parse_from(["x", "--run", "runs/a/best", "--repo-id", "me/m", "--public"]).unwrap();
-        assert!(cli.push.public);
-        assert_eq!(cli.push.revision, "main");
-        let cli = Cli::try_parse_from(["x", "--run", "r", "--repo-id", "me/m"]).unwrap();
-        assert!(!cli.push.public, "private by default");
-        assert_eq!(resolve_endpoint(Some("http://h:1/")), "http://h:1");
-    }
 
     #[test]
     fn repo_ids_and_quoting() {

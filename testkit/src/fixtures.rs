@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{CoreError, Result};
-use crate::rng::SplitMix64;
+use zsc_core::error::{CoreError, Result};
+use zsc_core::rng::SplitMix64;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TinyBert {

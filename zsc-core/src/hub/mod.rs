@@ -13,7 +13,8 @@
 //! (`HF_HUB_OFFLINE=1`), or when the Hub cannot be reached, the snapshot `refs/{rev}` points to is
 //! used if it holds every needed file. Local folders always win over Hub ids.
 //!
-//! `hf-hub` 0.4 downloads only; uploads (`trainer push`) stay in `datagen::hub`.
+//! `hf-hub` 0.4 downloads only; uploads (`trainer push`) are in [`upload`] (feature `hub-upload`),
+//! with the same settings.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ use hf_hub::api::tokio::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 
 use crate::manifest::{bundle_files, checkpoint_files, BundleManifest};
+
+#[cfg(feature = "hub-upload")]
+pub mod upload;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 pub const DEFAULT_REVISION: &str = "main";
@@ -451,6 +455,17 @@ impl Fetcher {
 fn bundle_file_names(dir: &Path, repo: &str) -> Result<Vec<String>> {
     let m = BundleManifest::load(dir).map_err(|source| HubError::Manifest { repo: repo.into(), source })?;
     Ok(vec![bundle_files::MANIFEST.into(), m.encoder, m.head, m.tokenizer])
+}
+
+/// A local folder for `repo_id`: the argument itself if it is an existing folder, else every file
+/// of the Hub repo at `revision` in the cache of `options` (`trainer pull`). Blocking; may be
+/// called from inside a tokio runtime.
+pub fn pull(repo_id: &str, revision: &str, options: &HubOptions) -> Result<PathBuf> {
+    let local = Path::new(repo_id);
+    if local.is_dir() {
+        return Ok(local.to_path_buf());
+    }
+    fetch(repo_id, revision, Wanted::All, options)
 }
 
 #[cfg(test)]
