@@ -14,8 +14,8 @@
 //! - `latency_1_text_300_labels/{short,long}`: one text against 300 cached labels;
 //! - `latency_preset_1_text_300_labels/{short,long}`: the same with `ClassifierOptions::latency()`
 //!   (spinning off: the settings for a service; the group above uses 2 threads, spinning on);
-//! - `throughput/{short,long}_{32,256}`: one `classify_with` call of 32 or 256 texts (batch size 32);
-//! - `encode_300_labels`: encoding 300 labels into a `LabelCache`.
+//! - `throughput/{short,long}_{32,256}`: one `scores` call of 32 or 256 texts (batch size 32);
+//! - `encode_300_labels`: encoding 300 labels into a `LabelSet`.
 //!
 //! Short texts are real CLINC150 test texts of about 16 tokens (`data/clinc150_test.json`); long
 //! texts (about 128 tokens, the bundles' max_length) are consecutive CLINC150 texts joined by ". ".
@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use zsc::{Classifier, ClassifierOptions};
-use zsc_core::Quantization;
 use zsc_core::tokenize::TextTokenizer;
+use zsc_core::Quantization;
 
 const THREADS: usize = 2;
 const SHORT_TOKENS: std::ops::RangeInclusive<usize> = 14..=18;
@@ -50,8 +50,7 @@ fn workload(tokenizer_json: &std::path::Path) -> Workload {
     let (texts, intents) = speed_bundles::load_clinc(&speed_bundles::clinc_test_path()).expect("CLINC150 test data");
     // Untruncated counts for building long texts; the bundle truncates at max_length anyway.
     let tok = TextTokenizer::from_file(tokenizer_json, 512).expect("tokenizer");
-    let short: Vec<String> =
-        texts.iter().filter(|t| SHORT_TOKENS.contains(&token_count(&tok, t))).take(256).cloned().collect();
+    let short: Vec<String> = texts.iter().filter(|t| SHORT_TOKENS.contains(&token_count(&tok, t))).take(256).cloned().collect();
     assert!(short.len() >= 256, "only {} CLINC150 texts have {SHORT_TOKENS:?} tokens", short.len());
     let mut long = Vec::with_capacity(256);
     let mut current = String::new();
@@ -97,7 +96,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
             group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
-                b.iter(|| clf.classify_with(&[text.as_str()], &cache).expect("classify"))
+                b.iter(|| clf.scores(&[text.as_str()], &cache).expect("classify"))
             });
         }
         group.finish();
@@ -109,7 +108,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         for (name, text) in [("short", &w.short[0]), ("long", &w.long[0])] {
             group.bench_with_input(BenchmarkId::from_parameter(name), text, |b, text| {
-                b.iter(|| service.classify_with(&[text.as_str()], &service_cache).expect("classify"))
+                b.iter(|| service.scores(&[text.as_str()], &service_cache).expect("classify"))
             });
         }
         group.finish();
@@ -125,7 +124,7 @@ fn bench(c: &mut Criterion) {
             let texts = &texts[..n];
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::from_parameter(format!("{name}_{n}")), texts, |b, texts| {
-                b.iter(|| clf.classify_with(texts, &cache).expect("classify"))
+                b.iter(|| clf.scores(texts, &cache).expect("classify"))
             });
         }
         group.finish();

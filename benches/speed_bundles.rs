@@ -53,11 +53,7 @@ pub fn speed_bundle_name(model_type: ModelType, quantization: Quantization) -> S
 pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quantization) -> anyhow::Result<PathBuf> {
     let base = zsc_testkit::fixtures::base_model_dir();
     if !base.join(checkpoint_files::WEIGHTS).is_file() {
-        bail!(
-            "the base model is missing: {} has no {} (run scripts/setup.sh)",
-            base.display(),
-            checkpoint_files::WEIGHTS
-        );
+        bail!("the base model is missing: {} has no {} (run scripts/setup.sh)", base.display(), checkpoint_files::WEIGHTS);
     }
     let root = speed_bundles_root();
     let out = root.join(speed_bundle_name(model_type, quantization));
@@ -87,12 +83,7 @@ pub fn ensure_speed_bundle_quantized(model_type: ModelType, quantization: Quanti
 fn stamp_for(base: &Path, model_type: ModelType, quantization: Quantization) -> anyhow::Result<serde_json::Value> {
     let weights = base.join(checkpoint_files::WEIGHTS);
     let meta = std::fs::metadata(&weights).with_context(|| format!("reading {}", weights.display()))?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
     Ok(serde_json::json!({
         "recipe": RECIPE,
         "model_type": model_type.as_str(),

@@ -49,7 +49,10 @@ pub struct ChatClient {
 enum Attempt<T> {
     Done(T),
     /// Worth another try (429, 5xx, timeout, connection error, malformed or invalid answer).
-    Retry { reason: String, server_asked: Option<Duration> },
+    Retry {
+        reason: String,
+        server_asked: Option<Duration>,
+    },
     /// Retrying cannot help (bad key, unknown model, bad request).
     Fatal(DatagenError),
 }

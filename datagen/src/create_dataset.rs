@@ -123,10 +123,8 @@ impl CreateDatasetSettings {
     /// Flags over the `--config` section over defaults, then validated.
     pub fn resolve(args: &CreateDatasetArgs) -> Result<Self> {
         let section = match &args.config {
-            Some(path) => load_section(path)?.ok_or_else(|| DatagenError::WorkFile {
-                path: path.clone(),
-                message: "no `create_dataset:` section".into(),
-            })?,
+            Some(path) => load_section(path)?
+                .ok_or_else(|| DatagenError::WorkFile { path: path.clone(), message: "no `create_dataset:` section".into() })?,
             // Like `trainer train`, look at ./config.yml when no file is named; there the
             // section is optional.
             None if Path::new("config.yml").is_file() => match load_section(Path::new("config.yml")) {
@@ -218,9 +216,9 @@ fn load_section(path: &Path) -> Result<Option<CreateDatasetSection>> {
         serde_yaml::from_str(&text).map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source })?;
     match doc.get("create_dataset").cloned() {
         None => Ok(None),
-        Some(section) => serde_yaml::from_value(section)
-            .map(Some)
-            .map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source }),
+        Some(section) => {
+            serde_yaml::from_value(section).map(Some).map_err(|source| DatagenError::Yaml { path: path.to_path_buf(), source })
+        }
     }
 }
 
@@ -249,9 +247,8 @@ pub fn run_create_dataset(args: CreateDatasetArgs) -> anyhow::Result<()> {
         tracing::warn!("OPENAI_API_KEY is not set; sending requests to {} without authorization", settings.base_url);
     }
     let rt = crate::runtime()?;
-    let summary = rt
-        .block_on(create_dataset(&settings, api_key))
-        .with_context(|| format!("create-dataset {}", settings.out.display()))?;
+    let summary =
+        rt.block_on(create_dataset(&settings, api_key)).with_context(|| format!("create-dataset {}", settings.out.display()))?;
     if summary.completed {
         println!(
             "wrote {} ({} samples over {} topics; {} generated now, {} resumed)",
@@ -289,8 +286,7 @@ pub async fn create_dataset(settings: &CreateDatasetSettings, api_key: Option<Se
     )?;
     let topics = ensure_topic_pool(&client, settings).await?;
     let plan = plan_label_sets(topics.len(), settings.n_samples, settings.seed);
-    let planned_labels: Vec<Vec<String>> =
-        plan.iter().map(|set| set.iter().map(|&t| topics[t].clone()).collect()).collect();
+    let planned_labels: Vec<Vec<String>> = plan.iter().map(|set| set.iter().map(|&t| topics[t].clone()).collect()).collect();
     generate_items(&client, settings, &planned_labels, topics.len()).await
 }
 
@@ -525,10 +521,8 @@ pub fn load_partial(path: &Path, planned: &[Vec<String>]) -> Result<BTreeMap<usi
         if line.trim().is_empty() {
             continue;
         }
-        let record: ItemRecord = serde_json::from_str(line).map_err(|e| DatagenError::WorkFile {
-            path: path.to_path_buf(),
-            message: format!("line {}: {e}", lineno + 1),
-        })?;
+        let record: ItemRecord = serde_json::from_str(line)
+            .map_err(|e| DatagenError::WorkFile { path: path.to_path_buf(), message: format!("line {}: {e}", lineno + 1) })?;
         if record.index >= planned.len() {
             continue;
         }
@@ -574,11 +568,8 @@ async fn generate_items(
     );
     pb.set_position(resumed as u64);
 
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&partial)
-        .map_err(|e| DatagenError::io(&partial, e))?;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).append(true).open(&partial).map_err(|e| DatagenError::io(&partial, e))?;
 
     let schema = sentence_schema();
     let mut stream = futures_util::stream::iter(pending.into_iter().map(|index| {
@@ -609,8 +600,8 @@ async fn generate_items(
             Ok(answer) => {
                 let record = ItemRecord { index, text: answer.text, labels };
                 validate_record(&record, planned).map_err(DatagenError::Protocol)?;
-                let mut line = serde_json::to_string(&record)
-                    .map_err(|source| DatagenError::Json { path: partial.clone(), source })?;
+                let mut line =
+                    serde_json::to_string(&record).map_err(|source| DatagenError::Json { path: partial.clone(), source })?;
                 line.push('\n');
                 // One write per line, flushed at once: a crash can cut at most the last line.
                 file.write_all(line.as_bytes()).and_then(|_| file.flush()).map_err(|e| DatagenError::io(&partial, e))?;
@@ -656,8 +647,7 @@ fn write_output(out: &Path, done: &BTreeMap<usize, ItemRecord>, total: usize) ->
                 .ok_or_else(|| DatagenError::Protocol(format!("item {i} is missing")))
         })
         .collect::<Result<_>>()?;
-    let text = serde_json::to_string_pretty(&samples)
-        .map_err(|source| DatagenError::Json { path: out.to_path_buf(), source })?;
+    let text = serde_json::to_string_pretty(&samples).map_err(|source| DatagenError::Json { path: out.to_path_buf(), source })?;
     let (_, duplicates) = zsc_core::data::parse_samples(&text, out)?;
     if duplicates > 0 {
         tracing::warn!("{}: {duplicates} duplicate sample(s) (same text and labels); loaders drop them", out.display());
@@ -692,10 +682,7 @@ mod tests {
     fn partial_file_drops_cut_line_and_rejects_foreign_labels() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.partial.jsonl");
-        let planned = vec![
-            vec!["a".to_string(), "b".into(), "c".into()],
-            vec!["b".to_string(), "c".into(), "d".into()],
-        ];
+        let planned = vec![vec!["a".to_string(), "b".into(), "c".into()], vec!["b".to_string(), "c".into(), "d".into()]];
         std::fs::write(&path, "{\"index\":1,\"text\":\"t\",\"labels\":[\"b\",\"c\",\"d\"]}\n{\"index\":0,\"te").unwrap();
         let done = load_partial(&path, &planned).unwrap();
         assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1]);
@@ -730,9 +717,31 @@ mod tests {
             args: CreateDatasetArgs,
         }
         let cli = Cli::try_parse_from([
-            "x", "--out", "o.json", "--base-url", "http://h/v1", "--model", "m", "--n-topics", "20",
-            "--n-samples", "7", "--seed", "3", "--concurrency", "2", "--timeout-secs", "1.5",
-            "--max-retries", "1", "--retry-base-ms", "5", "--topics-per-request", "4", "--temperature", "0.7",
+            "x",
+            "--out",
+            "o.json",
+            "--base-url",
+            "http://h/v1",
+            "--model",
+            "m",
+            "--n-topics",
+            "20",
+            "--n-samples",
+            "7",
+            "--seed",
+            "3",
+            "--concurrency",
+            "2",
+            "--timeout-secs",
+            "1.5",
+            "--max-retries",
+            "1",
+            "--retry-base-ms",
+            "5",
+            "--topics-per-request",
+            "4",
+            "--temperature",
+            "0.7",
         ])
         .unwrap();
         let s = CreateDatasetSettings::resolve(&cli.args).unwrap();

@@ -17,8 +17,5 @@ pub use error::{DatagenError, Result};
 
 /// A multi-threaded tokio runtime for one command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DatagenError::io("<tokio runtime>", e))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| DatagenError::io("<tokio runtime>", e))
 }

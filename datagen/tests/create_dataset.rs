@@ -2,16 +2,15 @@
 //! the client sends what the API expects, failures (429 + Retry-After, 500, malformed JSON, a
 //! hung request) are survived, and an interrupted run resumes without repeating finished items.
 
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zsc_testkit::http_stand_in::{serve, Reply, Request};
 use datagen::create_dataset::{create_dataset, CreateDatasetArgs, CreateDatasetSettings, ItemRecord, TopicPoolFile};
-use zsc_core::http::secrets::Secret;
 use serde_json::{json, Value};
+use zsc_core::http::secrets::Secret;
+use zsc_testkit::http_stand_in::{serve, Reply, Request};
 
 const KEY: &str = "sk-test-123";
 const MODEL: &str = "test-model";
@@ -82,9 +81,9 @@ fn start_chat_server(failures: FailurePlan) -> (String, Arc<Mutex<ChatState>>) {
                 }
                 // Duplicates (case, spaces, a full stop) must be merged by the client.
                 2 => chat_ok(&json!({"topics": ["Sports", " sports ", "Finance", "Health.", "Music", "Travel"]}).to_string()),
-                _ => chat_ok(
-                    &json!({"topics": ["Finance", "Cooking", "Politics", "Science", "Education", "Weather"]}).to_string(),
-                ),
+                _ => {
+                    chat_ok(&json!({"topics": ["Finance", "Cooking", "Politics", "Science", "Education", "Weather"]}).to_string())
+                }
             }
         } else {
             s.sentence_calls += 1;
@@ -125,7 +124,13 @@ fn start_chat_server(failures: FailurePlan) -> (String, Arc<Mutex<ChatState>>) {
     (format!("{url}/v1"), state)
 }
 
-fn settings(base_url: &str, out: &Path, n_samples: usize, concurrency: usize, stop_after: Option<usize>) -> CreateDatasetSettings {
+fn settings(
+    base_url: &str,
+    out: &Path,
+    n_samples: usize,
+    concurrency: usize,
+    stop_after: Option<usize>,
+) -> CreateDatasetSettings {
     let args = CreateDatasetArgs {
         out: Some(out.to_path_buf()),
         base_url: Some(base_url.to_string()),
@@ -212,7 +217,8 @@ async fn generates_a_valid_dataset_through_failures() {
 
     // Every failure was retried until that item succeeded; the 429's Retry-After was honoured.
     for kind in ["429", "500", "malformed", "hang", "empty"] {
-        let failed = st.log.iter().find(|l| l.outcome == kind && l.triple.is_some()).unwrap_or_else(|| panic!("no {kind} injected"));
+        let failed =
+            st.log.iter().find(|l| l.outcome == kind && l.triple.is_some()).unwrap_or_else(|| panic!("no {kind} injected"));
         let triple = failed.triple.clone().unwrap();
         assert_eq!(st.served.get(&triple), Some(&1), "{kind}: item retried to exactly one success");
         if kind == "429" {

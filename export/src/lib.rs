@@ -211,7 +211,10 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
             if opts.similarity.is_some_and(|s| s != info.spec.similarity) {
                 return Err(ExportError::Option {
                     option: "similarity",
-                    message: format!("the checkpoint was trained with similarity {:?}; it cannot be changed at export", info.spec.similarity),
+                    message: format!(
+                        "the checkpoint was trained with similarity {:?}; it cannot be changed at export",
+                        info.spec.similarity
+                    ),
                 });
             }
             info.spec.clone()
@@ -239,9 +242,17 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
                 n_code_vectors: None,
                 colbert_dim: (t == ModelType::Colbert).then_some(cfg.hidden_size),
                 label_template: None,
-                similarity: if t == ModelType::Colbert { Similarity::Dot } else { opts.similarity.or(st.similarity).unwrap_or_default() },
+                similarity: if t == ModelType::Colbert {
+                    Similarity::Dot
+                } else {
+                    opts.similarity.or(st.similarity).unwrap_or_default()
+                },
                 embedding: st.embedding_with(opts.text_prompt.as_deref(), opts.label_prompt.as_deref()),
-                colbert_scoring: if t == ModelType::Colbert { opts.colbert_scoring.unwrap_or_default() } else { Default::default() },
+                colbert_scoring: if t == ModelType::Colbert {
+                    opts.colbert_scoring.unwrap_or_default()
+                } else {
+                    Default::default()
+                },
             }
         }
     };

@@ -235,10 +235,7 @@ pub fn tensor_value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoP
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape: Some(TensorShapeProto { dim }),
-            })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type, shape: Some(TensorShapeProto { dim }) })),
             denotation: String::new(),
         }),
         doc_string: String::new(),

@@ -52,11 +52,7 @@ impl PerColumnInt8 {
         let values = t
             .data
             .chunks_exact(cols)
-            .flat_map(|row| {
-                row.iter()
-                    .zip(&scales)
-                    .map(|(v, s)| (v / s).round_ties_even().clamp(-INT8_MAX, INT8_MAX) as i8)
-            })
+            .flat_map(|row| row.iter().zip(&scales).map(|(v, s)| (v / s).round_ties_even().clamp(-INT8_MAX, INT8_MAX) as i8))
             .collect();
         PerColumnInt8 { shape: [rows, cols], values, scales }
     }
@@ -64,11 +60,8 @@ impl PerColumnInt8 {
     /// The f32 matrix these int8 values stand for.
     pub fn dequantize(&self) -> Tensor {
         let cols = self.shape[1];
-        let data = self
-            .values
-            .chunks_exact(cols)
-            .flat_map(|row| row.iter().zip(&self.scales).map(|(&q, s)| q as f32 * s))
-            .collect();
+        let data =
+            self.values.chunks_exact(cols).flat_map(|row| row.iter().zip(&self.scales).map(|(&q, s)| q as f32 * s)).collect();
         Tensor { shape: self.shape.to_vec(), data }
     }
 }

@@ -6,9 +6,9 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use zsc_export::{export_bundle, ExportOptions};
 use zsc_core::manifest::{bundle_files, onnx_io, tensor_names};
 use zsc_core::{BundleManifest, ModelType, Quantization};
+use zsc_export::{export_bundle, ExportOptions};
 
 fn export(src: &Path, out: &Path) -> BundleManifest {
     export_bundle(src, out, &ExportOptions::default()).unwrap_or_else(|e| panic!("export failed: {e}"))
@@ -106,16 +106,15 @@ fn bert_prefix_and_pooler_keys_give_the_same_graph() {
     // b: a BertForMaskedLM-style file, encoder under `bert.`, plus pooler and cls tensors.
     let wpath = b.join("model.safetensors");
     let t = read_tensors(&wpath);
-    let mut renamed: std::collections::BTreeMap<_, _> = t
-        .into_iter()
-        .map(|(k, v)| if k.starts_with("poly.") { (k, v) } else { (format!("bert.{k}"), v) })
-        .collect();
+    let mut renamed: std::collections::BTreeMap<_, _> =
+        t.into_iter().map(|(k, v)| if k.starts_with("poly.") { (k, v) } else { (format!("bert.{k}"), v) }).collect();
     renamed.insert("bert.pooler.dense.weight".into(), (vec![32, 32], values(32 * 32, 3)));
     renamed.insert("cls.predictions.bias".into(), (vec![4], values(4, 4)));
     write_tensors(&wpath, &renamed);
     export(&a, &d.path().join("out_a"));
     export(&b, &d.path().join("out_b"));
-    let load = |p: &Path| zsc_export::onnx::ModelProto::decode(std::fs::read(p.join("encoder.onnx")).unwrap().as_slice()).unwrap();
+    let load =
+        |p: &Path| zsc_export::onnx::ModelProto::decode(std::fs::read(p.join("encoder.onnx")).unwrap().as_slice()).unwrap();
     let (ga, gb) = (load(&d.path().join("out_a")).graph.unwrap(), load(&d.path().join("out_b")).graph.unwrap());
     assert!(!ga.initializer.iter().any(|t| t.name.contains("pooler")));
     assert!(ga == gb, "prefixed weights must give an identical graph");
@@ -145,7 +144,10 @@ fn plain_folder_exports_as_bi_encoder_or_its_own_colbert_floor() {
     };
     let opts = ExportOptions::default().with_model_type(ModelType::Colbert).with_colbert_scoring(scoring);
     let m = export_bundle(&plain, &d.path().join("colbert"), &opts).unwrap();
-    assert_eq!((m.spec.model_type, m.spec.colbert_dim, m.output_dim), (ModelType::Colbert, Some(tiny().hidden_size), tiny().hidden_size));
+    assert_eq!(
+        (m.spec.model_type, m.spec.colbert_dim, m.output_dim),
+        (ModelType::Colbert, Some(tiny().hidden_size), tiny().hidden_size)
+    );
     assert_eq!(m.spec.colbert_scoring, scoring);
     let head = std::fs::read(d.path().join("colbert/head.safetensors")).unwrap();
     let head = safetensors::SafeTensors::deserialize(&head).unwrap();

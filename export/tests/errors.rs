@@ -5,8 +5,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use zsc_export::{export_bundle, ExportError, ExportOptions};
 use zsc_core::ModelType;
+use zsc_export::{export_bundle, ExportError, ExportOptions};
 
 fn export_err(src: &Path, out: &Path, opts: &ExportOptions) -> ExportError {
     let e = export_bundle(src, out, opts).expect_err("export should fail");
@@ -96,7 +96,10 @@ fn wrong_shapes() {
     t.insert("encoder.layer.1.attention.self.key.weight".into(), (vec![32, 16], values(32 * 16, 1)));
     write_tensors(&w, &t);
     let e = export_err(&ckpt, &d.path().join("out"), &ExportOptions::default());
-    assert!(matches!(&e, ExportError::ShapeMismatch { name, .. } if name == "encoder.layer.1.attention.self.key.weight"), "{e:?}");
+    assert!(
+        matches!(&e, ExportError::ShapeMismatch { name, .. } if name == "encoder.layer.1.attention.self.key.weight"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -127,7 +130,8 @@ fn missing_or_bad_config_and_files() {
     let e = export_err(&ckpt, &out, &ExportOptions::default());
     assert!(matches!(e, ExportError::ConfigJson { .. }), "{e:?}");
 
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("config.json")).unwrap()).unwrap();
     cfg["hidden_act"] = "relu".into();
     std::fs::write(ckpt.join("config.json"), cfg.to_string()).unwrap();
     let e = export_err(&ckpt, &out, &ExportOptions::default());
@@ -198,9 +202,6 @@ fn cli_exit_codes() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = std::process::Command::new(bin)
-        .args(["--checkpoint", "x", "--out", "y", "--model-type", "bogus"])
-        .output()
-        .unwrap();
+    let o = std::process::Command::new(bin).args(["--checkpoint", "x", "--out", "y", "--model-type", "bogus"]).output().unwrap();
     assert!(!o.status.success());
 }

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
+use zsc_core::ModelType;
 use zsc_export::{export_bundle, ExportOptions};
 use zsc_testkit::fixtures::{base_model_dir, workspace_root};
-use zsc_core::ModelType;
 
 const TOL: f64 = 1e-4;
 

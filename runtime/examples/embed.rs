@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
             let classifier = Arc::clone(&classifier);
             let cache = Arc::clone(&cache);
             std::thread::spawn(move || -> zsc::Result<Vec<String>> {
-                let ranked = classifier.top_k_with(&texts, &cache, 2)?;
+                let ranked = classifier.classify(&texts, &cache, 2)?;
                 Ok(texts
                     .iter()
                     .zip(ranked)

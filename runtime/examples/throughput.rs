@@ -130,11 +130,11 @@ fn main() -> anyhow::Result<()> {
     let label_encode_s = t0.elapsed().as_secs_f64();
 
     // Warm-up: first runs allocate ONNX Runtime's arenas and fault in the weights.
-    let mut scores = clf.classify_with(&texts, &cache)?;
+    let mut scores = clf.scores(&texts, &cache)?;
     let mut runs_s = Vec::with_capacity(args.repeats);
     for _ in 0..args.repeats {
         let t0 = Instant::now();
-        scores = clf.classify_with(&texts, &cache)?;
+        scores = clf.scores(&texts, &cache)?;
         runs_s.push(t0.elapsed().as_secs_f64());
     }
     let best_s = runs_s.iter().copied().fold(f64::INFINITY, f64::min);
@@ -157,7 +157,7 @@ fn main() -> anyhow::Result<()> {
         }
         let text = &texts[i % texts.len()];
         let t0 = Instant::now();
-        clf.classify_with(&[text], &cache)?;
+        clf.scores(&[text], &cache)?;
         if i >= warmup {
             latency_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         }
@@ -167,7 +167,8 @@ fn main() -> anyhow::Result<()> {
         _ => None,
     };
     latency_ms.sort_by(f64::total_cmp);
-    let percentile = |p: f64| latency_ms.get(((latency_ms.len() as f64 * p) as usize).min(latency_ms.len().saturating_sub(1))).copied();
+    let percentile =
+        |p: f64| latency_ms.get(((latency_ms.len() as f64 * p) as usize).min(latency_ms.len().saturating_sub(1))).copied();
     let report = serde_json::json!({
         "system": "rust runtime (zsc)",
         "model_type": clf.model_type().as_str(),

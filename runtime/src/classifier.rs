@@ -16,11 +16,11 @@ use zsc_core::manifest::{bundle_files, onnx_io, tensor_names, BundleManifest};
 use zsc_core::tokenize::{TextTokenizer, TokenBatch};
 use zsc_core::{CoreError, ModelSpec, Similarity};
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{Error, Result};
 use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
-use crate::scoring::{l2_normalize_rows, sigmoid, Cosine, MaxSim, PolyAttention, SentencePool};
+use crate::scoring::{l2_normalize_rows, Cosine, MaxSim, PolyAttention, SentencePool};
 
-/// Gives every classifier a distinct id, so a [`LabelCache`] can't be used with another model.
+/// Gives every classifier a distinct id, so a [`LabelSet`] can't be used with another model.
 static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The head applied to the encoder output.
@@ -32,9 +32,23 @@ enum Head {
     Colbert(MaxSim),
 }
 
-/// Encoded candidate labels, reusable across many [`Classifier::classify_with`] calls.
+/// Candidate labels encoded once by [`Classifier::encode_labels`], for many calls with the same
+/// labels (the label side of the model runs once). Tied to the classifier that encoded it.
+///
+/// ```no_run
+/// # fn main() -> zsc::Result<()> {
+/// let clf = zsc::Classifier::from_dir("bundles/minilm", zsc::ClassifierOptions::default())?;
+/// let labels = clf.encode_labels(&["billing", "delivery", "returns"])?;
+/// assert_eq!(labels.len(), 3);
+/// for batch in [["where is my parcel"], ["refund my order"]] {
+///     let best = &clf.classify(&batch, &labels, 1)?[0][0];
+///     println!("{} {:.2}", best.label, best.probability);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
-pub struct LabelCache {
+pub struct LabelSet {
     labels: Vec<String>,
     owner: u64,
     source: String,
@@ -49,31 +63,107 @@ enum LabelRepr {
     Tokens { tokens: Array2<f32>, spans: Vec<Range<usize>> },
 }
 
-impl LabelCache {
+impl LabelSet {
     /// The labels as given (before the template).
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
 
+    /// How many labels.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are none (never true for a set [`Classifier::encode_labels`] returned).
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 }
 
-/// One label of a ranking: the score (logit) and its probability (see [`crate::probability`]).
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::LabelSet {}
+    impl Sealed for std::sync::Arc<super::LabelSet> {}
+    impl<S: AsRef<str>> Sealed for [S] {}
+    impl<S: AsRef<str>, const N: usize> Sealed for [S; N] {}
+    impl<S: AsRef<str>> Sealed for Vec<S> {}
+}
+
+/// What [`Classifier::classify`], [`Classifier::classify_multi_label`] and [`Classifier::scores`]
+/// accept as candidate labels: a [`LabelSet`] (encoded once, reused; also in an `Arc` shared
+/// between threads) or label names (`&[&str]`,
+/// `&["a", "b"]`, `&Vec<String>`, ...), encoded on each call.
+pub trait Labels: sealed::Sealed {
+    #[doc(hidden)]
+    fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>>;
+}
+
+impl Labels for LabelSet {
+    fn label_set<'a>(&'a self, _: &Classifier) -> Result<Cow<'a, LabelSet>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl Labels for std::sync::Arc<LabelSet> {
+    fn label_set<'a>(&'a self, _: &Classifier) -> Result<Cow<'a, LabelSet>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl<S: AsRef<str>> Labels for [S] {
+    fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
+        Ok(Cow::Owned(classifier.encode_labels(self)?))
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> Labels for [S; N] {
+    fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
+        self.as_slice().label_set(classifier)
+    }
+}
+
+impl<S: AsRef<str>> Labels for Vec<S> {
+    fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
+        self.as_slice().label_set(classifier)
+    }
+}
+
+/// One label of a text's ranking.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LabelScore {
+#[non_exhaustive]
+pub struct Prediction {
+    /// The label, as given.
     pub label: String,
+    /// The raw score (logit): what the model computes, comparable within one text.
     pub score: f32,
+    /// The probability: with the bundle's calibration (`zsc calibrate`) single-label
+    /// `softmax(score / T)` over the candidates or multi-label `sigmoid(score / T + b)`; without
+    /// one the uncalibrated `sigmoid(score)` (see [`crate::Probabilities`]).
     pub probability: f32,
+}
+
+impl Prediction {
+    /// A prediction from its parts.
+    pub fn new(label: impl Into<String>, score: f32, probability: f32) -> Self {
+        Prediction { label: label.into(), score, probability }
+    }
 }
 
 /// A zero-shot classifier loaded from an ONNX bundle. `Send + Sync`: share it (`Arc`) between
 /// threads; concurrent calls run in parallel up to `ClassifierOptions::sessions`.
+///
+/// ```no_run
+/// use zsc::{Classifier, ClassifierOptions};
+/// # fn main() -> zsc::Result<()> {
+/// let clf = Classifier::from_dir("bundles/minilm", ClassifierOptions::default())?;
+/// let texts = ["how do i transfer money", "add eggs to my shopping list"];
+/// for (text, ranked) in texts.iter().zip(clf.classify(&texts, &["banking", "cooking", "shopping"], 1)?) {
+///     println!("{text}: {} ({:.2})", ranked[0].label, ranked[0].probability);
+/// }
+/// let vectors = clf.embed(&texts)?; // [2, hidden], as sentence-transformers' encode
+/// # Ok(())
+/// # }
+/// ```
 pub struct Classifier {
     dir: PathBuf,
     manifest: BundleManifest,
@@ -103,11 +193,8 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-fn manifest_error(dir: &Path, message: String) -> RuntimeError {
-    RuntimeError::Manifest {
-        dir: dir.to_path_buf(),
-        source: CoreError::Data { path: dir.join(bundle_files::MANIFEST), message },
-    }
+fn manifest_error(dir: &Path, message: String) -> Error {
+    Error::Manifest { dir: dir.to_path_buf(), source: CoreError::Data { path: dir.join(bundle_files::MANIFEST), message } }
 }
 
 /// Check that every file the manifest names exists.
@@ -116,13 +203,13 @@ fn bundle_file(dir: &Path, name: &str, what: &'static str) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(RuntimeError::MissingFile { dir: dir.to_path_buf(), what, path })
+        Err(Error::MissingFile { dir: dir.to_path_buf(), what, path })
     }
 }
 
 /// Read the head tensors `head.safetensors` must hold for this model type, shapes checked.
 fn load_head(path: &Path, spec: &ModelSpec) -> Result<Head> {
-    let herr = |message: String| RuntimeError::Head { path: path.to_path_buf(), message };
+    let herr = |message: String| Error::Head { path: path.to_path_buf(), message };
     let bytes = std::fs::read(path).map_err(|e| herr(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| herr(format!("not a safetensors file: {e}")))?;
     let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
@@ -133,8 +220,7 @@ fn load_head(path: &Path, spec: &ModelSpec) -> Result<Head> {
         if t.shape() != shape {
             return Err(herr(format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.shape())));
         }
-        let values: Vec<f32> =
-            t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if values.iter().any(|v| !v.is_finite()) {
             return Err(herr(format!("tensor `{name}` holds NaN or infinite values")));
         }
@@ -170,15 +256,12 @@ fn tensor_type(v: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
 /// Load-time check of the graph against the manifest: input names and types, output name,
 /// type and (when static) width. Returns the graph's input names in graph order.
 fn check_graph(session: &Session, manifest: &BundleManifest, path: &Path) -> Result<Vec<String>> {
-    let mismatch = |message: String| RuntimeError::GraphMismatch { path: path.to_path_buf(), message };
+    let mismatch = |message: String| Error::GraphMismatch { path: path.to_path_buf(), message };
     let graph_inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
     let want: HashSet<&str> = manifest.inputs.iter().map(String::as_str).collect();
     let have: HashSet<&str> = graph_inputs.iter().map(String::as_str).collect();
     if want != have {
-        return Err(mismatch(format!(
-            "manifest lists inputs {:?}, the graph has {:?}",
-            manifest.inputs, graph_inputs
-        )));
+        return Err(mismatch(format!("manifest lists inputs {:?}, the graph has {:?}", manifest.inputs, graph_inputs)));
     }
     for input in session.inputs() {
         match tensor_type(input.dtype()) {
@@ -215,12 +298,8 @@ fn check_graph(session: &Session, manifest: &BundleManifest, path: &Path) -> Res
     Ok(graph_inputs)
 }
 
-fn build_session(
-    env: &ort::environment::Environment,
-    path: &Path,
-    options: &ClassifierOptions,
-) -> Result<Session> {
-    let serr = |source: ort::Error| RuntimeError::Session { path: path.to_path_buf(), source };
+fn build_session(env: &ort::environment::Environment, path: &Path, options: &ClassifierOptions) -> Result<Session> {
+    let serr = |source: ort::Error| Error::Session { path: path.to_path_buf(), source: source.into() };
     let mut builder = Session::builder(env).map_err(serr)?;
     builder = builder.with_optimization_level(options.optimization_level.to_ort()).map_err(|e| serr(e.into()))?;
     if let Some(n) = options.intra_threads {
@@ -233,21 +312,19 @@ fn build_session(
         // `ort` asks ONNX Runtime to pick devices for efficiency by default; on a machine with a
         // GPU or NPU execution provider that could move a session the caller asked to keep on CPU.
         ExecutionProvider::Cpu => {
-            builder = builder
-                .with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU)
-                .map_err(|e| serr(e.into()))?;
+            builder = builder.with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU).map_err(|e| serr(e.into()))?;
         }
         #[cfg(feature = "cuda")]
         ExecutionProvider::Cuda { device_id } => {
             let ep = ort::ep::CUDA::default().with_device_id(device_id).build().error_on_failure();
-            builder = builder.with_execution_providers([ep]).map_err(|e| RuntimeError::ExecutionProvider {
+            builder = builder.with_execution_providers([ep]).map_err(|e| Error::ExecutionProvider {
                 provider: options.execution_provider.name(),
                 message: <ort::Error>::from(e).to_string(),
             })?;
         }
         #[cfg(not(feature = "cuda"))]
         ExecutionProvider::Cuda { .. } => {
-            return Err(RuntimeError::ExecutionProvider {
+            return Err(Error::ExecutionProvider {
                 provider: options.execution_provider.name(),
                 message: "this build has no CUDA support; rebuild with `--features cuda`".into(),
             });
@@ -263,16 +340,15 @@ impl Classifier {
     pub fn from_dir(dir: impl AsRef<Path>, options: ClassifierOptions) -> Result<Self> {
         let dir = dir.as_ref();
         if options.batch_size == 0 {
-            return Err(RuntimeError::InvalidOption { option: "batch_size", message: "must be at least 1".into() });
+            return Err(Error::InvalidOption { option: "batch_size", message: "must be at least 1".into() });
         }
         if options.sessions == 0 {
-            return Err(RuntimeError::InvalidOption { option: "sessions", message: "must be at least 1".into() });
+            return Err(Error::InvalidOption { option: "sessions", message: "must be at least 1".into() });
         }
         if options.intra_threads == Some(0) {
-            return Err(RuntimeError::InvalidOption { option: "intra_threads", message: "must be at least 1".into() });
+            return Err(Error::InvalidOption { option: "intra_threads", message: "must be at least 1".into() });
         }
-        let manifest =
-            BundleManifest::load(dir).map_err(|source| RuntimeError::Manifest { dir: dir.to_path_buf(), source })?;
+        let manifest = BundleManifest::load(dir).map_err(|source| Error::Manifest { dir: dir.to_path_buf(), source })?;
         let spec = &manifest.spec;
         let expected_output = match spec.model_type {
             ModelType::Colbert => onnx_io::TOKEN_EMBEDDINGS,
@@ -300,7 +376,7 @@ impl Classifier {
         };
         if let Some(t) = &template {
             if !t.contains("{}") {
-                return Err(RuntimeError::InvalidOption {
+                return Err(Error::InvalidOption {
                     option: "label_template",
                     message: format!("must contain `{{}}` where the label goes, got {t:?}"),
                 });
@@ -312,15 +388,12 @@ impl Classifier {
         let tokenizer_path = bundle_file(dir, &manifest.tokenizer, "tokenizer")?;
 
         let head = load_head(&head_path, spec)?;
-        let tokenizer = TextTokenizer::from_file(&tokenizer_path, spec.max_length).map_err(RuntimeError::Tokenizer)?;
+        let tokenizer = TextTokenizer::from_file(&tokenizer_path, spec.max_length).map_err(Error::Tokenizer)?;
         if spec.colbert_scoring.special_tokens != zsc_core::SpecialTokenSides::Both {
-            tokenizer.check_wraps_in_special_tokens().map_err(RuntimeError::Tokenizer)?;
+            tokenizer.check_wraps_in_special_tokens().map_err(Error::Tokenizer)?;
         }
-        let (pad_id, pad_type_id) = tokenizer
-            .inner()
-            .get_padding()
-            .map(|p| (p.pad_id as i64, p.pad_type_id as i64))
-            .unwrap_or((0, 0));
+        let (pad_id, pad_type_id) =
+            tokenizer.inner().get_padding().map(|p| (p.pad_id as i64, p.pad_type_id as i64)).unwrap_or((0, 0));
 
         let env = crate::ort_env::environment(options.ort_dylib_path.as_deref())?;
         let mut sessions = Vec::with_capacity(options.sessions);
@@ -354,18 +427,22 @@ impl Classifier {
         })
     }
 
+    /// The bundle's manifest (model spec, calibration, files).
     pub fn manifest(&self) -> &BundleManifest {
         &self.manifest
     }
 
+    /// The model's spec: architecture, hidden size, max length, pooling and prompts.
     pub fn spec(&self) -> &ModelSpec {
         &self.manifest.spec
     }
 
+    /// BiEncoder, PolyEncoder or ColBERT.
     pub fn model_type(&self) -> ModelType {
         self.manifest.spec.model_type
     }
 
+    /// The bundle folder it was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -375,17 +452,19 @@ impl Classifier {
         self.template.as_deref()
     }
 
+    /// Texts per encoder call (`ClassifierOptions::with_batch_size`).
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
 
-    /// Encode candidate labels once (template applied) for many [`Classifier::classify_with`] calls.
-    pub fn encode_labels<S: AsRef<str>>(&self, labels: &[S]) -> Result<LabelCache> {
+    /// Encode candidate labels once (the bundle's label template and prompt applied), for many
+    /// calls with the same labels. No labels, or an empty one, is an error.
+    pub fn encode_labels<S: AsRef<str>>(&self, labels: &[S]) -> Result<LabelSet> {
         if labels.is_empty() {
-            return Err(RuntimeError::NoLabels);
+            return Err(Error::NoLabels);
         }
         if let Some(index) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
-            return Err(RuntimeError::EmptyLabel { index });
+            return Err(Error::EmptyLabel { index });
         }
         let embedding = &self.manifest.spec.embedding;
         let templated: Vec<String> =
@@ -420,14 +499,14 @@ impl Classifier {
                     start += t.nrows();
                 }
                 let views: Vec<ArrayView2<'_, f32>> = per_label.iter().map(|a| a.view()).collect();
-                let tokens = ndarray::concatenate(Axis(0), &views).map_err(|e| RuntimeError::BadOutput {
+                let tokens = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::BadOutput {
                     path: self.encoder_path.clone(),
                     message: format!("label token embeddings of different widths: {e}"),
                 })?;
                 LabelRepr::Tokens { tokens, spans }
             }
         };
-        Ok(LabelCache {
+        Ok(LabelSet {
             labels: labels.iter().map(|l| l.as_ref().to_string()).collect(),
             owner: self.id,
             source: self.dir.display().to_string(),
@@ -435,20 +514,73 @@ impl Classifier {
         })
     }
 
-    /// Scores (logits) of every text against every label: `result[i][j] = score(texts[i], labels[j])`.
-    /// No texts gives an empty result; an empty text, an empty label or no labels are errors.
-    pub fn classify<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L]) -> Result<Vec<Vec<f32>>> {
-        let cache = self.encode_labels(labels)?;
-        self.classify_with(texts, &cache)
+    /// The `top_k` best labels of every text, best first, with single-label probabilities (they
+    /// sum to 1 over all the candidates when the bundle is calibrated). `top_k` larger than the
+    /// number of labels gives them all; 0 is an error.
+    ///
+    /// ```no_run
+    /// # fn main() -> zsc::Result<()> {
+    /// let clf = zsc::Classifier::from_dir("bundles/minilm", zsc::ClassifierOptions::default())?;
+    /// let ranked = clf.classify(&["wake me up at 7"], &["alarm", "weather", "music"], 2)?;
+    /// println!("{} ({:.2})", ranked[0][0].label, ranked[0][0].probability);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn classify<S: AsRef<str>, L: Labels + ?Sized>(
+        &self,
+        texts: &[S],
+        labels: &L,
+        top_k: usize,
+    ) -> Result<Vec<Vec<Prediction>>> {
+        if top_k == 0 {
+            return Err(Error::InvalidOption { option: "top_k", message: "must be at least 1".into() });
+        }
+        let labels = labels.label_set(self)?;
+        let scores = self.scores_of(texts, &labels)?;
+        let p = self.probability(crate::ProbabilityMode::SingleLabel);
+        Ok(scores.iter().map(|s| p.rank(s, labels.labels(), top_k)).collect())
     }
 
-    /// Like [`Classifier::classify`] with labels encoded once by [`Classifier::encode_labels`].
-    pub fn classify_with<S: AsRef<str>>(&self, texts: &[S], labels: &LabelCache) -> Result<Vec<Vec<f32>>> {
+    /// Multi-label prediction: for every text, each label whose multi-label probability is at
+    /// least `threshold`, best first (possibly none).
+    pub fn classify_multi_label<S: AsRef<str>, L: Labels + ?Sized>(
+        &self,
+        texts: &[S],
+        labels: &L,
+        threshold: f32,
+    ) -> Result<Vec<Vec<Prediction>>> {
+        let labels = labels.label_set(self)?;
+        let scores = self.scores_of(texts, &labels)?;
+        let p = self.probability(crate::ProbabilityMode::MultiLabel);
+        Ok(scores
+            .iter()
+            .map(|s| p.rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect())
+            .collect())
+    }
+
+    /// Raw scores (logits) of every text against every label, `scores[i][j]` for `texts[i]` and
+    /// label `j`, for those who rank or threshold themselves. No texts give an empty result; an
+    /// empty text, an empty label or no labels are errors.
+    ///
+    /// ```no_run
+    /// # fn main() -> zsc::Result<()> {
+    /// let clf = zsc::Classifier::from_dir("bundles/minilm", zsc::ClassifierOptions::default())?;
+    /// let scores = clf.scores(&["the soup is cold"], &["food", "weather"])?;
+    /// assert_eq!((scores.len(), scores[0].len()), (1, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scores<S: AsRef<str>, L: Labels + ?Sized>(&self, texts: &[S], labels: &L) -> Result<Vec<Vec<f32>>> {
+        let labels = labels.label_set(self)?;
+        self.scores_of(texts, &labels)
+    }
+
+    fn scores_of<S: AsRef<str>>(&self, texts: &[S], labels: &LabelSet) -> Result<Vec<Vec<f32>>> {
         if labels.owner != self.id {
-            return Err(RuntimeError::ForeignLabelCache { cache_source: labels.source.clone() });
+            return Err(Error::ForeignLabelSet { label_set_source: labels.source.clone() });
         }
         if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
-            return Err(RuntimeError::EmptyText { index });
+            return Err(Error::EmptyText { index });
         }
         let mut scores: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         if texts.is_empty() {
@@ -485,7 +617,7 @@ impl Classifier {
                     }
                 }
                 _ => {
-                    return Err(RuntimeError::ForeignLabelCache { cache_source: labels.source.clone() });
+                    return Err(Error::ForeignLabelSet { label_set_source: labels.source.clone() });
                 }
             }
             Ok(())
@@ -493,59 +625,12 @@ impl Classifier {
         Ok(scores)
     }
 
-    /// Multi-label probabilities of every (text, label) pair: the bundle's calibrated sigmoid, or
-    /// the uncalibrated `sigmoid(score)` when it has no calibration (see [`crate::probability`]).
-    pub fn probabilities<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L]) -> Result<Vec<Vec<f32>>> {
-        let p = self.probability(crate::ProbabilityMode::MultiLabel);
-        Ok(self.classify(texts, labels)?.iter().map(|row| p.of_row(row)).collect())
-    }
-
-    /// The `k` best labels of every text, best first.
-    pub fn top_k<S: AsRef<str>, L: AsRef<str>>(&self, texts: &[S], labels: &[L], k: usize) -> Result<Vec<Vec<LabelScore>>> {
-        let cache = self.encode_labels(labels)?;
-        self.top_k_with(texts, &cache, k)
-    }
-
-    /// The `k` best labels with single-label probabilities (calibrated softmax when the bundle has a
-    /// calibration, else the uncalibrated `sigmoid(score)`).
-    pub fn top_k_with<S: AsRef<str>>(&self, texts: &[S], labels: &LabelCache, k: usize) -> Result<Vec<Vec<LabelScore>>> {
-        let scores = self.classify_with(texts, labels)?;
-        let p = self.probability(crate::ProbabilityMode::SingleLabel);
-        Ok(scores.iter().map(|s| p.rank(s, labels.labels(), k)).collect())
-    }
-
-    /// Multi-label prediction: every label whose (multi-label) probability is at least `threshold`,
-    /// best first.
-    pub fn multi_label<S: AsRef<str>, L: AsRef<str>>(
-        &self,
-        texts: &[S],
-        labels: &[L],
-        threshold: f32,
-    ) -> Result<Vec<Vec<LabelScore>>> {
-        let cache = self.encode_labels(labels)?;
-        self.multi_label_with(texts, &cache, threshold)
-    }
-
-    pub fn multi_label_with<S: AsRef<str>>(
-        &self,
-        texts: &[S],
-        labels: &LabelCache,
-        threshold: f32,
-    ) -> Result<Vec<Vec<LabelScore>>> {
-        let scores = self.classify_with(texts, labels)?;
-        let p = self.probability(crate::ProbabilityMode::MultiLabel);
-        Ok(scores
-            .iter()
-            .map(|s| p.rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect())
-            .collect())
-    }
-
     /// Sentence embeddings `[n, H]` as sentence-transformers' `encode` gives them: the text
     /// prompt, the bundle's pooling, and unit length when the model normalises (bi/poly bundles;
     /// for ColBERT the pooled normalised token embeddings).
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
         if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
-            return Err(RuntimeError::EmptyText { index });
+            return Err(Error::EmptyText { index });
         }
         let mut out = Array2::<f32>::zeros((texts.len(), self.manifest.output_dim));
         if texts.is_empty() {
@@ -571,7 +656,7 @@ impl Classifier {
     /// included, padding dropped), for inspection and for checking the heads by hand.
     pub fn token_embeddings<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Array2<f32>>> {
         if let Some(index) = texts.iter().position(|t| t.as_ref().trim().is_empty()) {
-            return Err(RuntimeError::EmptyText { index });
+            return Err(Error::EmptyText { index });
         }
         let mut out = vec![Array2::<f32>::zeros((0, self.manifest.output_dim)); texts.len()];
         if texts.is_empty() {
@@ -594,7 +679,7 @@ impl Classifier {
         inputs: &[S],
         mut f: impl FnMut(&[usize], &Array3<f32>, &TokenBatch) -> Result<()>,
     ) -> Result<()> {
-        let all = self.tokenizer.encode_batch(inputs).map_err(RuntimeError::Tokenizer)?;
+        let all = self.tokenizer.encode_batch(inputs).map_err(Error::Tokenizer)?;
         let lengths: Vec<usize> = (0..all.batch).map(|i| all.real_len(i)).collect();
         let mut order: Vec<usize> = (0..all.batch).collect();
         order.sort_by_key(|&i| lengths[i]);
@@ -652,7 +737,7 @@ impl Classifier {
     }
 
     fn run_encoder(&self, batch: &TokenBatch) -> Result<Array3<f32>> {
-        let ierr = |source: ort::Error| RuntimeError::Inference { path: self.encoder_path.clone(), source };
+        let ierr = |source: ort::Error| Error::Inference { path: self.encoder_path.clone(), source: source.into() };
         let shape = [batch.batch, batch.seq];
         let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
         for name in &self.inputs {
@@ -666,7 +751,7 @@ impl Classifier {
         }
         let mut session = self.session();
         let outputs = session.run(feeds).map_err(ierr)?;
-        let value = outputs.get(&self.manifest.output).ok_or_else(|| RuntimeError::BadOutput {
+        let value = outputs.get(&self.manifest.output).ok_or_else(|| Error::BadOutput {
             path: self.encoder_path.clone(),
             message: format!("no output `{}`", self.manifest.output),
         })?;
@@ -674,23 +759,20 @@ impl Classifier {
         let dims: Vec<i64> = out_shape.to_vec();
         let expected = [batch.batch as i64, batch.seq as i64, self.manifest.output_dim as i64];
         if dims != expected {
-            return Err(RuntimeError::BadOutput {
+            return Err(Error::BadOutput {
                 path: self.encoder_path.clone(),
                 message: format!("output `{}` has shape {dims:?}, expected {expected:?}", self.manifest.output),
             });
         }
-        Array3::from_shape_vec((batch.batch, batch.seq, self.manifest.output_dim), data.to_vec()).map_err(|e| {
-            RuntimeError::BadOutput { path: self.encoder_path.clone(), message: e.to_string() }
-        })
+        Array3::from_shape_vec((batch.batch, batch.seq, self.manifest.output_dim), data.to_vec())
+            .map_err(|e| Error::BadOutput { path: self.encoder_path.clone(), message: e.to_string() })
     }
 }
 
 /// The attention mask of a batch as `[b, T]`.
 fn mask_view(batch: &TokenBatch) -> Result<ndarray::ArrayView2<'_, i64>> {
-    ndarray::ArrayView2::from_shape((batch.batch, batch.seq), &batch.attention_mask).map_err(|e| RuntimeError::BadOutput {
-        path: PathBuf::new(),
-        message: format!("attention mask: {e}"),
-    })
+    ndarray::ArrayView2::from_shape((batch.batch, batch.seq), &batch.attention_mask)
+        .map_err(|e| Error::BadOutput { path: PathBuf::new(), message: format!("attention mask: {e}") })
 }
 
 /// The real (unpadded) token rows of row `k` of a batch output.
@@ -706,18 +788,9 @@ fn scored_tokens(hidden: ArrayView2<'_, f32>, batch: &TokenBatch, k: usize, keep
     hidden.select(Axis(0), &keep)
 }
 
-/// The `k` best labels of one score row, best first (ties keep the label order, NaN last), with the
-/// uncalibrated `sigmoid(score)`; [`crate::Probabilities::rank`] applies a bundle's calibration.
-pub fn rank(scores: &[f32], labels: &[String], k: usize) -> Vec<LabelScore> {
-    zsc_core::metrics::top_k_indices(scores, k)
-        .into_iter()
-        .map(|j| LabelScore { label: labels[j].clone(), score: scores[j], probability: sigmoid(scores[j]) })
-        .collect()
-}
-
 #[allow(dead_code)]
 fn assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Classifier>();
-    is::<LabelCache>();
+    is::<LabelSet>();
 }

@@ -1,40 +1,52 @@
-//! Zero-shot text classification from an ONNX bundle, with ONNX Runtime (no libtorch).
+//! Zero-shot text classification in Rust: classify any text against any labels, including labels
+//! never seen in training, with an encoder exported to ONNX and run by ONNX Runtime (no libtorch,
+//! no Python).
 //!
 //! ```no_run
 //! use zsc::{Classifier, ClassifierOptions};
-//! # fn main() -> Result<(), zsc::RuntimeError> {
+//! # fn main() -> zsc::Result<()> {
+//! // a bundle folder written by `zsc-export` / `trainer export`, or a Hub id (feature `hub`)
 //! let clf = Classifier::from_dir("bundles/minilm", ClassifierOptions::default())?;
-//! let labels = clf.encode_labels(&["banking", "cooking"])?; // once
-//! let scores = clf.classify_with(&["how do i transfer money"], &labels)?; // many times
-//! println!("{:?}", scores[0]);
+//!
+//! // ranked predictions: label, score (logit), probability
+//! let ranked = clf.classify(&["how do i transfer money"], &["banking", "cooking"], 1)?;
+//! println!("{} {:.2}", ranked[0][0].label, ranked[0][0].probability);
+//!
+//! // the same labels many times: encode them once
+//! let labels = clf.encode_labels(&["banking", "cooking"])?;
+//! let more = clf.classify(&["preheat the oven", "wire 50 euros"], &labels, 2)?;
+//!
+//! // the raw score matrix, and sentence embeddings
+//! let scores: Vec<Vec<f32>> = clf.scores(&["preheat the oven"], &labels)?;
+//! let vectors = clf.embed(&["preheat the oven"])?;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Scores are logits (for ColBERT `score_scale * MaxSim`). Probabilities ([`probability`]) use the
+//! Scores are logits (for ColBERT `score_scale * MaxSim`). Probabilities ([`Probabilities`]) use the
 //! bundle's calibration when it has one (`zsc calibrate`): single-label `softmax(score / T)` over
 //! the candidates, multi-label `sigmoid(score / T + b)`; without one, the uncalibrated
 //! `sigmoid(score)`.
 //!
-//! Features (both on by default, for the `zsc` binary; an app can turn them off): `hub`
-//! ([`Classifier::from_pretrained`], models by Hugging Face Hub id) and `serve` ([`serve`], the
-//! HTTP service behind `zsc serve`).
+//! Features (both on by default, for the `zsc` binary; an app can turn them off with
+//! `default-features = false`): `hub` ([`Classifier::from_pretrained`], models by Hugging Face Hub
+//! id) and `serve` ([`serve`], the HTTP service behind `zsc serve`). `cuda` adds the CUDA
+//! execution provider.
 
-pub mod classifier;
-pub mod error;
-pub mod multilabel;
-pub mod options;
-pub mod ort_env;
+#![warn(missing_docs)]
+
+mod classifier;
+mod error;
+mod options;
+mod ort_env;
 #[cfg(feature = "hub")]
-pub mod pretrained;
-pub mod probability;
+mod pretrained;
+mod probability;
 pub mod scoring;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-pub use classifier::{rank, Classifier, LabelCache, LabelScore};
-pub use error::{Result, RuntimeError};
-pub use multilabel::{best_micro_f1_threshold, restrict_to_samples, sample_key, ProtocolReport, SampleKey};
+pub use classifier::{Classifier, LabelSet, Labels, Prediction};
+pub use error::{Error, OrtError, Result};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
 pub use probability::{Probabilities, ProbabilityMode};
-pub use scoring::{sigmoid, MaxSim, MeanPool, PolyAttention, SentencePool};

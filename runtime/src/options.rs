@@ -4,16 +4,21 @@ use std::path::PathBuf;
 
 /// Where the encoder runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ExecutionProvider {
     /// ONNX Runtime's CPU provider.
     #[default]
     Cpu,
     /// NVIDIA CUDA. Needs the crate feature `cuda` and a CUDA build of ONNX Runtime; it is
     /// registered with `error_on_failure`, so loading fails instead of silently running on CPU.
-    Cuda { device_id: i32 },
+    Cuda {
+        /// The CUDA device (0 = the first).
+        device_id: i32,
+    },
 }
 
 impl ExecutionProvider {
+    /// `cpu` or `cuda:N`, as [`str::parse`] reads it.
     pub fn name(&self) -> String {
         match self {
             ExecutionProvider::Cpu => "cpu".into(),
@@ -39,7 +44,9 @@ impl std::str::FromStr for ExecutionProvider {
 
 /// ONNX Runtime graph optimisation level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OptimizationLevel {
+    /// No graph optimisation.
     Disable,
     /// Constant folding, redundant node elimination.
     Basic,
@@ -64,6 +71,7 @@ impl OptimizationLevel {
 
 /// Which label template is applied to every label before it is encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LabelTemplate {
     /// The template recorded in the bundle (`spec.label_template`), if any. This is what the model
     /// was trained with, so it is almost always right.
@@ -81,6 +89,7 @@ pub enum LabelTemplate {
 /// measured best for a service answering one request at a time and for batch evaluation (docs/speed.md
 /// "Threads", `scripts/compare_threads.py`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ClassifierOptions {
     /// Threads per ONNX Runtime session for work inside one operator (`None` = ONNX Runtime decides:
     /// one per physical core).
@@ -90,14 +99,18 @@ pub struct ClassifierOptions {
     /// Spinning saves the wake-up between operators but burns the cores while it lasts, also after
     /// a call, which other work on the machine (tokenisation, other sessions, other processes) pays.
     pub intra_op_spinning: Option<bool>,
+    /// Where the encoder runs (CPU by default).
     pub execution_provider: ExecutionProvider,
     /// Texts (or labels) per encoder call, after sorting by length.
     pub batch_size: usize,
+    /// The label template (the bundle's by default).
     pub label_template: LabelTemplate,
+    /// ONNX Runtime's graph optimisation level (all by default).
     pub optimization_level: OptimizationLevel,
     /// Sessions in the pool: concurrent `classify` calls run in parallel up to this many.
     pub sessions: usize,
-    /// ONNX Runtime shared library to load (overrides `ORT_DYLIB_PATH`), see [`crate::ort_env`].
+    /// ONNX Runtime shared library to load (overrides `ORT_DYLIB_PATH`; else the path baked in at build
+    /// time, if any).
     pub ort_dylib_path: Option<PathBuf>,
 }
 
@@ -134,41 +147,49 @@ impl ClassifierOptions {
         ClassifierOptions { intra_op_spinning: Some(true), ..Default::default() }
     }
 
+    /// Sets [`ClassifierOptions::intra_threads`].
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = Some(threads);
         self
     }
 
+    /// Sets [`ClassifierOptions::intra_op_spinning`].
     pub fn with_intra_op_spinning(mut self, spinning: bool) -> Self {
         self.intra_op_spinning = Some(spinning);
         self
     }
 
+    /// Sets [`ClassifierOptions::execution_provider`].
     pub fn with_execution_provider(mut self, provider: ExecutionProvider) -> Self {
         self.execution_provider = provider;
         self
     }
 
+    /// Sets [`ClassifierOptions::batch_size`] (at least 1).
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
     }
 
+    /// Sets [`ClassifierOptions::label_template`].
     pub fn with_label_template(mut self, template: LabelTemplate) -> Self {
         self.label_template = template;
         self
     }
 
+    /// Sets [`ClassifierOptions::optimization_level`].
     pub fn with_optimization_level(mut self, level: OptimizationLevel) -> Self {
         self.optimization_level = level;
         self
     }
 
+    /// Sets [`ClassifierOptions::sessions`] (at least 1).
     pub fn with_sessions(mut self, sessions: usize) -> Self {
         self.sessions = sessions;
         self
     }
 
+    /// Sets [`ClassifierOptions::ort_dylib_path`].
     pub fn with_ort_dylib_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.ort_dylib_path = Some(path.into());
         self

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{Error, Result};
 
 /// Environment variable naming the ONNX Runtime shared library.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -33,9 +33,9 @@ pub fn resolve_dylib_path(explicit: Option<&Path>) -> Option<PathBuf> {
 /// every later call reports the same failure instead of retrying a half-initialised library.
 pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environment> {
     if let Some(done) = ENVIRONMENT.get() {
-        return done.clone().map_err(|(path, message)| RuntimeError::OrtInit { path, message });
+        return done.clone().map_err(|(path, message)| Error::OrtInit { path, message });
     }
-    let path = resolve_dylib_path(explicit).ok_or(RuntimeError::OrtNotConfigured)?;
+    let path = resolve_dylib_path(explicit).ok_or(Error::OrtNotConfigured)?;
     let result = ENVIRONMENT.get_or_init(|| {
         if !path.exists() {
             return Err((path.clone(), "file not found".to_string()));
@@ -43,5 +43,5 @@ pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environm
         let builder = ort::init_from(&path).map_err(|e| (path.clone(), e.to_string()))?;
         builder.with_name("zsc").build().map_err(|e| (path.clone(), e.to_string()))
     });
-    result.clone().map_err(|(path, message)| RuntimeError::OrtInit { path, message })
+    result.clone().map_err(|(path, message)| Error::OrtInit { path, message })
 }

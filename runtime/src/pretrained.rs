@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use zsc_core::hub::{HubOptions, Wanted};
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{Error, Result};
 use crate::{Classifier, ClassifierOptions};
 
 impl Classifier {
@@ -25,6 +25,6 @@ impl Classifier {
 }
 
 /// The local bundle folder `model` names (fetching it from the Hub if it is a repo id).
-pub fn resolve_bundle(model: &str, hub: &HubOptions) -> Result<PathBuf> {
-    zsc_core::hub::resolve(model, Wanted::Bundle, hub).map_err(RuntimeError::Hub)
+fn resolve_bundle(model: &str, hub: &HubOptions) -> Result<PathBuf> {
+    zsc_core::hub::resolve(model, Wanted::Bundle, hub).map_err(Error::Hub)
 }

@@ -10,12 +10,13 @@
 
 use zsc_core::calibration::Calibration;
 
-use crate::classifier::{Classifier, LabelScore};
+use crate::classifier::{Classifier, Prediction};
 use crate::scoring::sigmoid;
 
 /// How the candidate labels of one text relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ProbabilityMode {
     /// Exactly one label applies: probabilities over the candidates sum to 1.
     #[default]
@@ -24,7 +25,18 @@ pub enum ProbabilityMode {
     MultiLabel,
 }
 
-/// Turns score rows into probabilities for one bundle.
+/// Turns score rows into probabilities for one bundle ([`Classifier::probability`]).
+///
+/// ```no_run
+/// # fn main() -> zsc::Result<()> {
+/// let clf = zsc::Classifier::from_dir("bundles/minilm", zsc::ClassifierOptions::default())?;
+/// let labels = ["alarm", "weather"];
+/// let scores = clf.scores(&["will it rain"], &labels)?;
+/// let p = clf.probability(zsc::ProbabilityMode::MultiLabel);
+/// println!("{} {:?}", p.describe(labels.len()), p.of_row(&scores[0]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Probabilities<'a> {
     calibration: Option<&'a Calibration>,
@@ -32,14 +44,17 @@ pub struct Probabilities<'a> {
 }
 
 impl<'a> Probabilities<'a> {
+    /// Probabilities in `mode` with `calibration` (none: the uncalibrated `sigmoid(score)`).
     pub fn new(calibration: Option<&'a Calibration>, mode: ProbabilityMode) -> Self {
         Probabilities { calibration, mode }
     }
 
+    /// Whether a calibration is applied.
     pub fn is_calibrated(&self) -> bool {
         self.calibration.is_some()
     }
 
+    /// Single- or multi-label.
     pub fn mode(&self) -> ProbabilityMode {
         self.mode
     }
@@ -55,22 +70,20 @@ impl<'a> Probabilities<'a> {
 
     /// The `k` best labels of one score row, best first, with their probabilities (computed over
     /// all candidates before the cut, so single-label probabilities still sum to 1 over the row).
-    pub fn rank(&self, scores: &[f32], labels: &[String], k: usize) -> Vec<LabelScore> {
+    pub fn rank(&self, scores: &[f32], labels: &[String], k: usize) -> Vec<Prediction> {
         let p = self.of_row(scores);
         zsc_core::metrics::top_k_indices(scores, k)
             .into_iter()
-            .map(|j| LabelScore { label: labels[j].clone(), score: scores[j], probability: p[j] })
+            .map(|j| Prediction { label: labels[j].clone(), score: scores[j], probability: p[j] })
             .collect()
     }
 
     /// One line saying what the probabilities are, for command-line output.
     pub fn describe(&self, n_labels: usize) -> String {
         match (self.calibration, self.mode) {
-            (Some(c), ProbabilityMode::SingleLabel) => format!(
-                "p = softmax(score / {:.4}) over the {n_labels} labels (calibrated{})",
-                c.temperature,
-                fitted_on(c)
-            ),
+            (Some(c), ProbabilityMode::SingleLabel) => {
+                format!("p = softmax(score / {:.4}) over the {n_labels} labels (calibrated{})", c.temperature, fitted_on(c))
+            }
             (Some(c), ProbabilityMode::MultiLabel) => format!(
                 "p = sigmoid(score / {:.4} {:+.4}) per label (calibrated{})",
                 c.multi_label_temperature,

@@ -1,4 +1,7 @@
-//! The three scoring heads, applied by the runtime to the encoder's token outputs with ndarray.
+//! The scoring kernels of the three heads, applied to the encoder's token outputs with ndarray:
+//! pooling, PolyEncoder attention, ColBERT MaxSim, cosine. [`crate::Classifier`] uses them; they are
+//! public for those who score embeddings themselves (for example from
+//! [`crate::Classifier::token_embeddings`]).
 //!
 //! The semantics are the team contract (docs/architectures.md) and must match the trainer bit for bit in
 //! intent: masks are `attention_mask` rows (non-zero = real token, `[CLS]`/`[SEP]` included;
@@ -54,13 +57,14 @@ impl SentencePool {
             Pooling::Mean => MeanPool::pool_one(hidden, mask),
             Pooling::Cls => hidden.outer_iter().next().map_or_else(zeros, |r| r.to_owned()),
             Pooling::LastToken => real().last().map_or_else(zeros, |r| r.to_owned()),
-            Pooling::Max => real().fold(None, |acc: Option<Array1<f32>>, row| {
-                Some(match acc {
-                    None => row.to_owned(),
-                    Some(a) => ndarray::Zip::from(&a).and(&row).map_collect(|&x, &y| x.max(y)),
+            Pooling::Max => real()
+                .fold(None, |acc: Option<Array1<f32>>, row| {
+                    Some(match acc {
+                        None => row.to_owned(),
+                        Some(a) => ndarray::Zip::from(&a).and(&row).map_collect(|&x, &y| x.max(y)),
+                    })
                 })
-            })
-            .unwrap_or_else(zeros),
+                .unwrap_or_else(zeros),
             Pooling::MeanSqrtLenTokens => {
                 let n = real().count() as f32;
                 real().fold(zeros(), |acc, row| acc + row) / n.sqrt().max(MeanPool::MIN_COUNT)
@@ -107,10 +111,12 @@ impl PolyAttention {
         PolyAttention { codes }
     }
 
+    /// The number of code vectors `m`.
     pub fn n_codes(&self) -> usize {
         self.codes.nrows()
     }
 
+    /// The width `H` of each code vector.
     pub fn hidden_size(&self) -> usize {
         self.codes.ncols()
     }
@@ -154,6 +160,7 @@ impl PolyAttention {
 pub struct MaxSim {
     /// `colbert.score_scale` of the bundle.
     pub score_scale: f32,
+    /// Which side's tokens are matched against the other's.
     pub direction: MaxSimDirection,
 }
 
@@ -163,6 +170,7 @@ impl MaxSim {
         MaxSim { score_scale, direction: MaxSimDirection::LabelToText }
     }
 
+    /// The same scale in `direction`.
     pub fn with_direction(mut self, direction: MaxSimDirection) -> Self {
         self.direction = direction;
         self
@@ -197,7 +205,12 @@ impl MaxSim {
     /// Scaled scores of one text against many labels at once. `text [T, d]` holds only the text's
     /// scored tokens; `label_tokens [N, d]` stacks the scored tokens of all labels, label `j`
     /// owning rows `spans[j]`. One matrix product for all labels, then MaxSim per span.
-    pub fn score_many(&self, text: ArrayView2<'_, f32>, label_tokens: ArrayView2<'_, f32>, spans: &[Range<usize>]) -> Array1<f32> {
+    pub fn score_many(
+        &self,
+        text: ArrayView2<'_, f32>,
+        label_tokens: ArrayView2<'_, f32>,
+        spans: &[Range<usize>],
+    ) -> Array1<f32> {
         let sim = label_tokens.dot(&text.t()); // [N, T]
         spans.iter().map(|r| self.score_scale * self.of_similarities(sim.slice(ndarray::s![r.clone(), ..]))).collect()
     }
@@ -236,6 +249,7 @@ pub fn l2_normalize_rows(mut m: Array2<f32>) -> Array2<f32> {
 /// `cosine.score_scale`.
 #[derive(Debug, Clone, Copy)]
 pub struct Cosine {
+    /// `cosine.score_scale` of the bundle.
     pub score_scale: f32,
 }
 
@@ -328,11 +342,7 @@ mod tests {
     fn mean_pool_ignores_padding() {
         // Row 0: tokens [1,2] and [3,4] are real, [100,100] is padding -> mean [2, 3].
         // Row 1: only the first token is real -> [5, 6].
-        let hidden = Array3::from_shape_vec(
-            (2, 3, 2),
-            vec![1., 2., 3., 4., 100., 100., 5., 6., -7., 8., 90., 90.],
-        )
-        .unwrap();
+        let hidden = Array3::from_shape_vec((2, 3, 2), vec![1., 2., 3., 4., 100., 100., 5., 6., -7., 8., 90., 90.]).unwrap();
         let mask = arr2(&[[1i64, 1, 0], [1, 0, 0]]);
         let pooled = MeanPool::pool(hidden.view(), mask.view());
         assert_eq!(pooled, arr2(&[[2.0f32, 3.0], [5.0, 6.0]]));

@@ -69,17 +69,25 @@ fn calibrate_then_classify_prints_calibrated_probabilities() {
     zsc::Classifier::from_dir(&bundle, zsc::ClassifierOptions::default()).unwrap();
 
     // after: softmax over the candidates, labelled calibrated, summing to 1
-    let out = ok(&zsc(&[&["classify", "--model", b, "--top-k", "0"][..], &labels[..], &["set a timer for ten minutes"][..]].concat()));
+    let out =
+        ok(&zsc(&[&["classify", "--model", b, "--top-k", "0"][..], &labels[..], &["set a timer for ten minutes"][..]].concat()));
     let header = out.lines().next().unwrap();
     assert!(header.contains("softmax") && header.contains("calibrated on the all split"), "{out}");
-    let o = zsc(&[&["classify", "--model", b, "--json", "--top-k", "0"][..], &labels[..], &["set a timer for ten minutes"][..]].concat());
+    let o =
+        zsc(&[&["classify", "--model", b, "--json", "--top-k", "0"][..], &labels[..], &["set a timer for ten minutes"][..]]
+            .concat());
     let line = last_json(&ok(&o));
     assert_eq!((line["calibrated"].as_bool(), line["multi_label"].as_bool()), (Some(true), Some(false)));
     let ps: Vec<f64> = line["labels"].as_array().unwrap().iter().map(|l| l["probability"].as_f64().unwrap()).collect();
     assert!((ps.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{ps:?}");
     assert_eq!(line["labels"][0]["label"], "timer");
     // an irrelevant label no longer gets p ≈ 1
-    let o = zsc(&[&["classify", "--model", b, "--json", "--top-k", "0", "--multi-label"][..], &labels[..], &["set a timer for ten minutes"][..]].concat());
+    let o = zsc(&[
+        &["classify", "--model", b, "--json", "--top-k", "0", "--multi-label"][..],
+        &labels[..],
+        &["set a timer for ten minutes"][..],
+    ]
+    .concat());
     let line = last_json(&ok(&o));
     let weather = line["labels"].as_array().unwrap().iter().find(|l| l["label"] == "weather").unwrap();
     assert!(weather["probability"].as_f64().unwrap() < 0.5, "{line}");
@@ -97,5 +105,8 @@ fn calibrate_then_classify_prints_calibrated_probabilities() {
     let o = zsc(&["calibrate", "--model", "org/name", "--data", d]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a local bundle folder"));
     let o = zsc(&["calibrate", "--model", b]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--data"), "an untuned base model records no data");
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--data"),
+        "an untuned base model records no data"
+    );
 }

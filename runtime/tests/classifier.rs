@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ndarray::{Array1, Array2, Axis};
-use zsc::{Classifier, ClassifierOptions, LabelTemplate, MaxSim, MeanPool, PolyAttention, RuntimeError};
+use zsc::scoring::{MaxSim, MeanPool, PolyAttention};
+use zsc::{Classifier, ClassifierOptions, Error, LabelTemplate, ProbabilityMode};
 use zsc_core::ModelType;
 
 const TEXTS: [&str; 6] = [
@@ -44,7 +45,8 @@ fn mean_rows(t: &Array2<f32>) -> Array1<f32> {
 #[test]
 fn heads_match_a_by_hand_recomputation() {
     let b = common::bundles();
-    for (dir, model_type) in [(&b.bi, ModelType::BiEncoder), (&b.poly, ModelType::PolyEncoder), (&b.colbert, ModelType::Colbert)] {
+    for (dir, model_type) in [(&b.bi, ModelType::BiEncoder), (&b.poly, ModelType::PolyEncoder), (&b.colbert, ModelType::Colbert)]
+    {
         let single = load(dir, 1);
         let batched = load(dir, 4);
         assert_eq!(batched.model_type(), model_type);
@@ -76,7 +78,7 @@ fn heads_match_a_by_hand_recomputation() {
                     .collect()
             })
             .collect();
-        let got = batched.classify(&TEXTS, &LABELS).unwrap();
+        let got = batched.scores(&TEXTS, &LABELS).unwrap();
         assert_close(&got, &expected, 1e-4);
         // Not a degenerate model: the labels are scored differently.
         assert!(got[0].iter().any(|&s| (s - got[0][0]).abs() > 1e-6), "{model_type}: {:?}", got[0]);
@@ -106,13 +108,13 @@ fn softmax_rows(x: &Array2<f32>) -> Array2<f32> {
 fn batch_size_and_order_do_not_change_scores() {
     let b = common::bundles();
     for dir in [&b.bi, &b.poly, &b.colbert] {
-        let reference = load(dir, 1).classify(&TEXTS, &LABELS).unwrap();
+        let reference = load(dir, 1).scores(&TEXTS, &LABELS).unwrap();
         for bs in [2, 3, 64] {
-            assert_close(&load(dir, bs).classify(&TEXTS, &LABELS).unwrap(), &reference, 1e-4);
+            assert_close(&load(dir, bs).scores(&TEXTS, &LABELS).unwrap(), &reference, 1e-4);
         }
         // Reversed texts give reversed rows: the original order is restored after sorting by length.
         let reversed: Vec<&str> = TEXTS.iter().rev().copied().collect();
-        let mut got = load(dir, 4).classify(&reversed, &LABELS).unwrap();
+        let mut got = load(dir, 4).scores(&reversed, &LABELS).unwrap();
         got.reverse();
         assert_close(&got, &reference, 1e-4);
     }
@@ -138,16 +140,23 @@ fn label_cache_reuse_and_probabilities() {
     let clf = load(&common::bundles().poly, 4);
     let cache = clf.encode_labels(&LABELS).unwrap();
     assert_eq!(cache.labels(), LABELS);
-    let a = clf.classify_with(&TEXTS, &cache).unwrap();
-    let b = clf.classify(&TEXTS, &LABELS).unwrap();
+    let a = clf.scores(&TEXTS, &cache).unwrap();
+    let b = clf.scores(&TEXTS, &LABELS).unwrap();
     assert_close(&a, &b, 1e-6);
-    let p = clf.probabilities(&TEXTS, &LABELS).unwrap();
-    for (srow, prow) in a.iter().zip(&p) {
-        for (s, q) in srow.iter().zip(prow) {
-            assert!((zsc::sigmoid(*s) - q).abs() < 1e-6 && (0.0..=1.0).contains(q));
+    let multi = clf.probability(ProbabilityMode::MultiLabel);
+    for srow in &a {
+        for (s, q) in srow.iter().zip(multi.of_row(srow)) {
+            assert!((zsc::scoring::sigmoid(*s) - q).abs() < 1e-6 && (0.0..=1.0).contains(&q));
         }
     }
-    let top = clf.top_k_with(&TEXTS, &cache, 2).unwrap();
+    let top = clf.classify(&TEXTS, &cache, 2).unwrap();
+    // label names work where a label set does, in any owned or borrowed form
+    let names: Vec<String> = LABELS.iter().map(|l| l.to_string()).collect();
+    assert_eq!(clf.classify(&TEXTS, &names, 2).unwrap(), top);
+    assert_eq!(clf.classify(&TEXTS, &LABELS[..], 2).unwrap(), top);
+    // top_k beyond the labels gives them all, ranked; 0 is an error naming the argument
+    assert!(clf.classify(&TEXTS, &cache, 99).unwrap().iter().all(|r| r.len() == LABELS.len()));
+    assert!(matches!(clf.classify(&TEXTS, &cache, 0), Err(Error::InvalidOption { option: "top_k", .. })));
     for (row, t) in a.iter().zip(&top) {
         assert_eq!(t.len(), 2);
         let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -155,11 +164,11 @@ fn label_cache_reuse_and_probabilities() {
         assert!(t[0].score >= t[1].score);
     }
     // Threshold 0 keeps every label, threshold above 1 none.
-    assert!(clf.multi_label_with(&TEXTS, &cache, 0.0).unwrap().iter().all(|r| r.len() == LABELS.len()));
-    assert!(clf.multi_label_with(&TEXTS, &cache, 1.01).unwrap().iter().all(|r| r.is_empty()));
+    assert!(clf.classify_multi_label(&TEXTS, &cache, 0.0).unwrap().iter().all(|r| r.len() == LABELS.len()));
+    assert!(clf.classify_multi_label(&TEXTS, &cache, 1.01).unwrap().iter().all(|r| r.is_empty()));
     // A cache from another classifier is refused.
     let other = load(&common::bundles().poly, 4);
-    assert!(matches!(other.classify_with(&TEXTS, &cache), Err(RuntimeError::ForeignLabelCache { .. })));
+    assert!(matches!(other.scores(&TEXTS, &cache), Err(Error::ForeignLabelSet { .. })));
 }
 
 #[test]
@@ -169,24 +178,18 @@ fn label_template_is_applied() {
     let _ = root;
     let with_manifest = Classifier::from_dir(&dir, ClassifierOptions::default()).unwrap();
     assert_eq!(with_manifest.label_template(), Some("This text is about {}."));
-    let disabled =
-        Classifier::from_dir(&dir, ClassifierOptions::default().with_label_template(LabelTemplate::Disabled)).unwrap();
+    let disabled = Classifier::from_dir(&dir, ClassifierOptions::default().with_label_template(LabelTemplate::Disabled)).unwrap();
     let templated: Vec<String> = LABELS.iter().map(|l| format!("This text is about {l}.")).collect();
     // Manifest template == templating the labels by hand with the template disabled.
-    assert_close(
-        &with_manifest.classify(&TEXTS, &LABELS).unwrap(),
-        &disabled.classify(&TEXTS, &templated).unwrap(),
-        1e-5,
-    );
-    let custom = Classifier::from_dir(
-        &dir,
-        ClassifierOptions::default().with_label_template(LabelTemplate::Custom("Topic: {}".into())),
-    )
-    .unwrap();
+    assert_close(&with_manifest.scores(&TEXTS, &LABELS).unwrap(), &disabled.scores(&TEXTS, &templated).unwrap(), 1e-5);
+    let custom =
+        Classifier::from_dir(&dir, ClassifierOptions::default().with_label_template(LabelTemplate::Custom("Topic: {}".into())))
+            .unwrap();
     let by_hand: Vec<String> = LABELS.iter().map(|l| format!("Topic: {l}")).collect();
-    assert_close(&custom.classify(&TEXTS, &LABELS).unwrap(), &disabled.classify(&TEXTS, &by_hand).unwrap(), 1e-5);
-    let bad = Classifier::from_dir(&dir, ClassifierOptions::default().with_label_template(LabelTemplate::Custom("no slot".into())));
-    assert!(matches!(bad, Err(RuntimeError::InvalidOption { option: "label_template", .. })));
+    assert_close(&custom.scores(&TEXTS, &LABELS).unwrap(), &disabled.scores(&TEXTS, &by_hand).unwrap(), 1e-5);
+    let bad =
+        Classifier::from_dir(&dir, ClassifierOptions::default().with_label_template(LabelTemplate::Custom("no slot".into())));
+    assert!(matches!(bad, Err(Error::InvalidOption { option: "label_template", .. })));
 }
 
 #[test]
@@ -197,7 +200,7 @@ fn concurrent_classification_from_threads() {
             .unwrap(),
     );
     let cache = Arc::new(clf.encode_labels(&LABELS).unwrap());
-    let expected = clf.classify_with(&TEXTS, &cache).unwrap();
+    let expected = clf.scores(&TEXTS, &*cache).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|k| {
             let clf = Arc::clone(&clf);
@@ -207,7 +210,7 @@ fn concurrent_classification_from_threads() {
                 texts.rotate_left(k);
                 let mut out = Vec::new();
                 for _ in 0..3 {
-                    out = clf.classify_with(&texts, &cache).unwrap();
+                    out = clf.scores(&texts, &*cache).unwrap();
                 }
                 out.rotate_right(k);
                 out
@@ -223,29 +226,24 @@ fn concurrent_classification_from_threads() {
 fn edge_cases_are_errors_not_panics() {
     let clf = load(&common::bundles().bi, 8);
     let none: [&str; 0] = [];
-    assert_eq!(clf.classify(&none, &LABELS).unwrap(), Vec::<Vec<f32>>::new());
-    assert!(matches!(clf.classify(&["a", "", "c"], &LABELS), Err(RuntimeError::EmptyText { index: 1 })));
-    assert!(matches!(clf.classify(&["a", "  \n"], &LABELS), Err(RuntimeError::EmptyText { index: 1 })));
-    let e = clf.classify(&["ok"], &none).unwrap_err();
-    assert!(matches!(e, RuntimeError::NoLabels));
-    let e = clf.classify(&["ok"], &["x", " "]).unwrap_err();
-    assert!(matches!(e, RuntimeError::EmptyLabel { index: 1 }), "{e}");
+    assert_eq!(clf.scores(&none, &LABELS).unwrap(), Vec::<Vec<f32>>::new());
+    assert!(matches!(clf.scores(&["a", "", "c"], &LABELS), Err(Error::EmptyText { index: 1 })));
+    assert!(matches!(clf.scores(&["a", "  \n"], &LABELS), Err(Error::EmptyText { index: 1 })));
+    let e = clf.scores(&["ok"], &none).unwrap_err();
+    assert!(matches!(e, Error::NoLabels));
+    let e = clf.scores(&["ok"], &["x", " "]).unwrap_err();
+    assert!(matches!(e, Error::EmptyLabel { index: 1 }), "{e}");
     assert!(e.to_string().contains("label 1"));
-    assert!(clf.classify(&["", "x"], &LABELS).unwrap_err().to_string().contains("text 0"));
+    assert!(clf.scores(&["", "x"], &LABELS).unwrap_err().to_string().contains("text 0"));
 }
 
 #[test]
 fn unusual_inputs_work() {
     let clf = load(&common::bundles().colbert, 16);
     let long = "banking and money transfers ".repeat(400);
-    let texts = [
-        long.as_str(),
-        "Überweisung auf mein Sparkonto 💸 — 東京 ñandú",
-        "tab\there\u{0007}bell\u{0000}nul",
-        "\u{0007}",
-        "a",
-    ];
-    let scores = clf.classify(&texts, &LABELS).unwrap();
+    let texts =
+        [long.as_str(), "Überweisung auf mein Sparkonto 💸 — 東京 ñandú", "tab\there\u{0007}bell\u{0000}nul", "\u{0007}", "a"];
+    let scores = clf.scores(&texts, &LABELS).unwrap();
     assert_eq!(scores.len(), texts.len());
     assert!(scores.iter().flatten().all(|s| s.is_finite()));
     // The long text is truncated to max_length tokens.
@@ -253,11 +251,11 @@ fn unusual_inputs_work() {
 
     // Thousands of labels, encoded in batches.
     let many: Vec<String> = (0..2000).map(|i| format!("label number {i}")).collect();
-    let s = clf.classify(&texts[1..3], &many).unwrap();
+    let s = clf.scores(&texts[1..3], &many).unwrap();
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|row| row.len() == 2000 && row.iter().all(|v| v.is_finite())));
     // The same label scored alone gives the same score as inside the big list.
-    let alone = clf.classify(&texts[1..2], &[many[1234].as_str()]).unwrap();
+    let alone = clf.scores(&texts[1..2], &[many[1234].as_str()]).unwrap();
     assert!((alone[0][0] - s[0][1234]).abs() < 1e-4);
 }
 
@@ -339,7 +337,7 @@ fn load_errors_name_the_file() {
     assert!(e.contains("encoder.onnx"), "{e}");
 
     let e = Classifier::from_dir(&b.bi, ClassifierOptions::default().with_batch_size(0)).unwrap_err();
-    assert!(matches!(e, RuntimeError::InvalidOption { option: "batch_size", .. }));
+    assert!(matches!(e, Error::InvalidOption { option: "batch_size", .. }));
 }
 
 /// A bundle cut short while being copied: half an `encoder.onnx` is an error naming the file.

@@ -64,7 +64,24 @@ fn fixture() -> &'static Fixture {
 fn classify_prints_ranked_labels() {
     let f = fixture();
     let b = f.bundle.to_str().unwrap();
-    let o = zsc(&["classify", "--model", b, "--label", "banking", "--label", "cooking", "--label", "weather", "--top-k", "2", "transfer money", "bake a cake"], None);
+    let o = zsc(
+        &[
+            "classify",
+            "--model",
+            b,
+            "--label",
+            "banking",
+            "--label",
+            "cooking",
+            "--label",
+            "weather",
+            "--top-k",
+            "2",
+            "transfer money",
+            "bake a cake",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("transfer money") && out.contains("bake a cake"), "{out}");
@@ -113,7 +130,10 @@ fn classify_json_is_one_object_per_text() {
     }
 
     // --threshold keeps only labels at or above the probability.
-    let o = zsc(&["classify", "--model", f.bundle.to_str().unwrap(), "--label", "a", "--label", "b", "--threshold", "0.0", "--json", "x"], None);
+    let o = zsc(
+        &["classify", "--model", f.bundle.to_str().unwrap(), "--label", "a", "--label", "b", "--threshold", "0.0", "--json", "x"],
+        None,
+    );
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["labels"].as_array().unwrap().len(), 2);
     let o = zsc(&["classify", "--model", f.bundle.to_str().unwrap(), "--label", "a", "--threshold", "1", "--json", "x"], None);
@@ -164,7 +184,7 @@ fn eval_reports_the_trainer_metrics() {
     let clf = zsc::Classifier::from_dir(&f.bundle, zsc::ClassifierOptions::default()).unwrap();
     let samples = zsc_core::data::load_samples(&f.data).unwrap();
     let labels = zsc_core::data::unique_labels(&samples);
-    let scores = clf.classify(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &labels).unwrap();
+    let scores = clf.scores(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &labels).unwrap();
     let gold: Vec<Vec<usize>> =
         samples.iter().map(|s| s.labels.iter().map(|l| labels.iter().position(|x| x == l).unwrap()).collect()).collect();
     let (top1, at_k) = zsc_core::metrics::accuracy(&scores, &gold);
@@ -234,7 +254,8 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
 
     let (status, body) = http(&addr, "GET", "/ready", "");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http(&addr, "POST", "/v1/classify", r#"{"texts": ["transfer money"], "labels": ["banking", "cooking"], "top_k": 1}"#);
+    let (status, body) =
+        http(&addr, "POST", "/v1/classify", r#"{"texts": ["transfer money"], "labels": ["banking", "cooking"], "top_k": 1}"#);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["results"][0]["labels"].as_array().unwrap().len(), 1);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use zsc::ProtocolReport;
 use zsc_core::data::{load_samples, select_split};
+use zsc_core::eval_protocol::ProtocolReport;
 use zsc_core::{ModelType, Split, SplitRatios};
 
 fn zsc(args: &[&str]) -> Output {
@@ -160,7 +160,8 @@ fn predictions_file_has_one_line_per_text_and_agrees_with_top1() {
     let f = fixture();
     let (b, d) = (f.bundle.to_str().unwrap(), f.data.to_str().unwrap());
     let out = common::tmp_root().join("protocols-predictions.jsonl");
-    let r = report(&zsc(&["eval", "--model", b, "--data", d, "--split", "test", "--predictions", out.to_str().unwrap(), "--json"]));
+    let r =
+        report(&zsc(&["eval", "--model", b, "--data", d, "--split", "test", "--predictions", out.to_str().unwrap(), "--json"]));
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let expected = expected_split(Split::Test, false);

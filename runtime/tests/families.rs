@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use zsc_export::{export_bundle, ExportOptions};
-use zsc::{Classifier, ClassifierOptions};
 use serde_json::Value;
+use zsc::{Classifier, ClassifierOptions};
 use zsc_core::Quantization;
+use zsc_export::{export_bundle, ExportOptions};
 
 /// Scores and embeddings must match sentence-transformers to this (f32 graphs, random weights).
 const TOLERANCE: f64 = 1e-4;
@@ -48,7 +48,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// `zsc classify --json` scores of every text against every label, in the reference's label order.
 fn classify_cli(bundle: &Path, texts: &[String], labels: &[String]) -> Vec<Vec<f64>> {
-    let mut args: Vec<String> = vec!["classify".into(), "--model".into(), bundle.display().to_string(), "--json".into(), "--top-k".into(), "0".into()];
+    let mut args: Vec<String> =
+        vec!["classify".into(), "--model".into(), bundle.display().to_string(), "--json".into(), "--top-k".into(), "0".into()];
     for l in labels {
         args.extend(["--label".into(), l.clone()]);
     }
@@ -60,10 +61,7 @@ fn classify_cli(bundle: &Path, texts: &[String], labels: &[String]) -> Vec<Vec<f
         .map(|line| {
             let v: Value = serde_json::from_str(line).unwrap();
             let ranked = v["labels"].as_array().unwrap();
-            labels
-                .iter()
-                .map(|l| ranked.iter().find(|r| r["label"] == l.as_str()).unwrap()["score"].as_f64().unwrap())
-                .collect()
+            labels.iter().map(|l| ranked.iter().find(|r| r["label"] == l.as_str()).unwrap()["score"].as_f64().unwrap()).collect()
         })
         .collect()
 }
@@ -119,7 +117,7 @@ fn int8_exports_of_every_family_stay_close_to_f32() {
         let (texts, labels) = (strings(&r["texts"]), strings(&r["labels"]));
         let clf = Classifier::from_dir(export(name, Quantization::Int8), ClassifierOptions::default()).unwrap();
         let got: Vec<Vec<f64>> =
-            clf.classify(&texts, &labels).unwrap().into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
+            clf.scores(&texts, &labels).unwrap().into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
         let diff = max_diff(&got, &matrix(&r["cosines"]));
         println!("{name:>18}: int8 max |cosine - sentence-transformers f32| = {diff:.3}");
         assert!(diff < 0.05, "{name}: int8 cosines off by {diff}");

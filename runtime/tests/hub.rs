@@ -9,16 +9,25 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use zsc_testkit::hub_stand_in::{add_repo, downloads, start_hub, TOKEN};
 use zsc::{Classifier, ClassifierOptions};
 use zsc_core::hub::HubOptions;
 use zsc_core::ModelType;
+use zsc_testkit::hub_stand_in::{add_repo, downloads, start_hub, TOKEN};
 
 /// `zsc` with a clean Hugging Face environment: only what the test sets.
 fn zsc(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zsc"));
     c.args(args);
-    for v in ["HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"] {
+    for v in [
+        "HF_ENDPOINT",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_OFFLINE",
+        "HF_TOKEN_PATH",
+    ] {
         c.env_remove(v);
     }
     c.envs(env.iter().copied());
@@ -90,7 +99,10 @@ fn classify_by_hub_id_with_a_cold_then_warm_cache() {
     let not_bundle = tempfile::tempdir().unwrap();
     std::fs::write(not_bundle.path().join("README.md"), "hello").unwrap();
     add_repo(&state, "zsc-test/readme-only", false, not_bundle.path());
-    let o = zsc(&[&["classify", "--model", "zsc-test/readme-only"][..], &ARGS[..]].concat(), &[("HF_ENDPOINT", &url), ("HF_HOME", home_s)]);
+    let o = zsc(
+        &[&["classify", "--model", "zsc-test/readme-only"][..], &ARGS[..]].concat(),
+        &[("HF_ENDPOINT", &url), ("HF_HOME", home_s)],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("manifest.json"), "{}", String::from_utf8_lossy(&o.stderr));
 }
@@ -101,19 +113,13 @@ fn from_pretrained_fetches_the_bundle() {
     let bundle = common::make_bundle("hub-poly", ModelType::PolyEncoder, None, None);
     add_repo(&state, "zsc-test/tiny-poly", false, &bundle);
     let cache = tempfile::tempdir().unwrap();
-    let hub = HubOptions {
-        endpoint: url,
-        cache_dir: cache.path().to_path_buf(),
-        token: None,
-        offline: false,
-        progress: false,
-    };
+    let hub = HubOptions { endpoint: url, cache_dir: cache.path().to_path_buf(), token: None, offline: false, progress: false };
     let remote = Classifier::from_pretrained_with("zsc-test/tiny-poly", ClassifierOptions::default(), &hub).unwrap();
     assert!(remote.dir().starts_with(cache.path()));
     let local = Classifier::from_pretrained_with(bundle.to_str().unwrap(), ClassifierOptions::default(), &hub).unwrap();
     assert_eq!(local.dir(), Path::new(&bundle), "local folders are used as they are");
     let (texts, labels) = (["book a table", "rain tomorrow"], ["restaurant", "weather"]);
-    assert_eq!(remote.classify(&texts, &labels).unwrap(), local.classify(&texts, &labels).unwrap());
+    assert_eq!(remote.scores(&texts, &labels).unwrap(), local.scores(&texts, &labels).unwrap());
     let e = Classifier::from_pretrained_with("zsc-test/missing", ClassifierOptions::default(), &hub).unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
 }

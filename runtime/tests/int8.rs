@@ -52,7 +52,7 @@ fn int8_bundles_load_and_rank_like_fp32() {
         let c8 = Classifier::from_dir(&int8, opts).unwrap();
         assert_eq!(c32.manifest().quantization, Quantization::None);
         assert_eq!(c8.manifest().quantization, Quantization::Int8);
-        let (s32, s8) = (c32.classify(&TEXTS, &LABELS).unwrap(), c8.classify(&TEXTS, &LABELS).unwrap());
+        let (s32, s8) = (c32.scores(&TEXTS, &LABELS).unwrap(), c8.scores(&TEXTS, &LABELS).unwrap());
         let r = correlation(&s32, &s8);
         eprintln!("{model_type}: int8 vs f32 score correlation {r:.5}");
         assert!(r > 0.99, "{model_type}: int8 vs f32 score correlation {r}");
@@ -67,10 +67,11 @@ fn int8_bundles_load_and_rank_like_fp32() {
 fn spinning_and_thread_options_give_the_same_scores() {
     let (_, int8) = bundles("options", ModelType::BiEncoder);
     let base = Classifier::from_dir(&int8, ClassifierOptions::default().with_intra_threads(1)).unwrap();
-    let other = Classifier::from_dir(&int8, ClassifierOptions::default().with_intra_threads(2).with_intra_op_spinning(false)).unwrap();
+    let other =
+        Classifier::from_dir(&int8, ClassifierOptions::default().with_intra_threads(2).with_intra_op_spinning(false)).unwrap();
     // One text per call: the same activation scales in both (int8 activations are quantized per call).
     for text in TEXTS {
-        let (a, b) = (base.classify(&[text], &LABELS).unwrap(), other.classify(&[text], &LABELS).unwrap());
+        let (a, b) = (base.scores(&[text], &LABELS).unwrap(), other.scores(&[text], &LABELS).unwrap());
         for (u, v) in a[0].iter().zip(&b[0]) {
             assert!((u - v).abs() <= 1e-4 * (1.0 + u.abs()), "{text}: {u} vs {v}");
         }

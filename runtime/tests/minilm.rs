@@ -22,14 +22,12 @@ fn minilm_matches_huggingface_and_ranks_sensibly() {
     let reference_dir = workspace_root().join("../shared/reference");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reference_dir.join("minilm_hf_reference.json")).unwrap()).unwrap();
-    let sentences: Vec<String> =
-        meta["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    let sentences: Vec<String> = meta["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     let bytes = std::fs::read(reference_dir.join("minilm_hf_reference.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let pooled = st.tensor("mean_pooled").unwrap();
     assert_eq!(pooled.shape(), &[sentences.len(), 384]);
-    let mut expected: Vec<f32> =
-        pooled.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let mut expected: Vec<f32> = pooled.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     // the folder ends in sentence-transformers' Normalize module: `embed` returns unit vectors
     for row in expected.chunks_mut(384) {
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -50,10 +48,11 @@ fn minilm_matches_huggingface_and_ranks_sensibly() {
 
     // Zero-shot with the untuned base model: the obvious label wins.
     let labels = ["banking", "cooking", "weather", "sports"];
-    let top = clf.top_k(&["how do i transfer money to my savings account"], &labels, 4).unwrap();
+    let top = clf.classify(&["how do i transfer money to my savings account"], &labels, 4).unwrap();
     println!("{:?}", top[0]);
     assert_eq!(top[0][0].label, "banking");
-    let scores = clf.classify(&["how do i transfer money to my savings account", "what's a good recipe for pancakes"], &labels).unwrap();
+    let scores =
+        clf.scores(&["how do i transfer money to my savings account", "what's a good recipe for pancakes"], &labels).unwrap();
     assert!(scores[0][0] > scores[0][1], "banking above cooking: {:?}", scores[0]);
     assert!(scores[1][1] > scores[1][0], "cooking above banking: {:?}", scores[1]);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use zsc::{Classifier, ClassifierOptions, RuntimeError};
+use zsc::{Classifier, ClassifierOptions, Error};
 
 /// `[model type][batch size - 1]`: every model at batch sizes 1..=4, loaded once.
 fn classifiers() -> &'static Vec<Vec<Classifier>> {
@@ -28,11 +28,7 @@ fn classifiers() -> &'static Vec<Vec<Classifier>> {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z ]{0,40}",
-        "\\PC{0,30}",
-        any::<String>().prop_map(|s| s.chars().take(60).collect()),
-    ]
+    prop_oneof!["[a-z ]{0,40}", "\\PC{0,30}", any::<String>().prop_map(|s| s.chars().take(60).collect()),]
 }
 
 proptest! {
@@ -46,7 +42,7 @@ proptest! {
         which in 0usize..3,
     ) {
         let clf = &classifiers()[which][batch_size - 1];
-        match clf.classify(&texts, &labels) {
+        match clf.scores(&texts, &labels) {
             Ok(scores) => {
                 prop_assert!(!labels.is_empty());
                 prop_assert_eq!(scores.len(), texts.len());
@@ -55,9 +51,9 @@ proptest! {
                     prop_assert!(row.iter().all(|s| s.is_finite()));
                 }
             }
-            Err(RuntimeError::NoLabels) => prop_assert!(labels.is_empty()),
-            Err(RuntimeError::EmptyLabel { index }) => prop_assert!(labels[index].trim().is_empty()),
-            Err(RuntimeError::EmptyText { index }) => prop_assert!(texts[index].trim().is_empty()),
+            Err(Error::NoLabels) => prop_assert!(labels.is_empty()),
+            Err(Error::EmptyLabel { index }) => prop_assert!(labels[index].trim().is_empty()),
+            Err(Error::EmptyText { index }) => prop_assert!(texts[index].trim().is_empty()),
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
     }

@@ -11,9 +11,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
 use zsc::serve::{ServeOptions, Server};
 use zsc::{Classifier, ClassifierOptions};
-use serde_json::{json, Value};
 use zsc_core::ModelType;
 
 struct Running {
@@ -38,8 +38,18 @@ fn classifier() -> Arc<Classifier> {
     Arc::new(Classifier::from_dir(bundle, ClassifierOptions::default().with_intra_threads(1)).unwrap())
 }
 
+/// `ServeOptions` is `#[non_exhaustive]`: the defaults, changed by `f`.
+fn opts(f: impl FnOnce(&mut ServeOptions)) -> ServeOptions {
+    with(ServeOptions::default(), f)
+}
+
+fn with(mut o: ServeOptions, f: impl FnOnce(&mut ServeOptions)) -> ServeOptions {
+    f(&mut o);
+    o
+}
+
 async fn start(clf: Arc<Classifier>, options: ServeOptions) -> Running {
-    let server = Server::bind(clf, "tiny-bi", ServeOptions { port: 0, ..options }).await.unwrap();
+    let server = Server::bind(clf, "tiny-bi", with(options, |o| o.port = 0)).await.unwrap();
     let addr = server.local_addr().unwrap();
     let metrics = server.metrics();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -66,7 +76,7 @@ async fn assert_answers_correctly(clf: &Classifier, c: &reqwest::Client, url: &s
     let texts = ["how do i transfer money", "bake a chocolate cake", "will it rain"];
     let (status, v) = classify(c, url, &json!({"texts": texts, "labels": LABELS})).await;
     assert_eq!(status, 200, "{v}");
-    let expected = clf.classify(&texts, &LABELS).unwrap();
+    let expected = clf.scores(&texts, &LABELS).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     for (row, res) in expected.iter().zip(results) {
@@ -96,8 +106,8 @@ async fn api_endpoints_and_probabilities() {
     let (_, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": LABELS, "multi_label": true, "threshold": 0.0})).await;
     assert_eq!(v["multi_label"], true);
     assert_eq!(v["results"][0]["labels"].as_array().unwrap().len(), 4);
-    let row = clf.classify(&["x"], &LABELS).unwrap().remove(0);
-    let cut = zsc::sigmoid(row.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - 1e-6;
+    let row = clf.scores(&["x"], &LABELS).unwrap().remove(0);
+    let cut = zsc::scoring::sigmoid(row.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - 1e-6;
     let (_, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": LABELS, "multi_label": true, "threshold": cut})).await;
     let kept = v["results"][0]["labels"].as_array().unwrap();
     assert!(!kept.is_empty() && kept.iter().all(|l| l["probability"].as_f64().unwrap() >= cut as f64), "{v}");
@@ -118,7 +128,10 @@ async fn api_endpoints_and_probabilities() {
     let h: Value = c.get(format!("{}/health", s.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["status"], "ok");
     let r: Value = c.get(format!("{}/ready", s.url)).send().await.unwrap().json().await.unwrap();
-    assert_eq!((r["status"].as_str(), r["model_type"].as_str(), r["calibrated"].as_bool()), (Some("ready"), Some("bi_encoder"), Some(false)));
+    assert_eq!(
+        (r["status"].as_str(), r["model_type"].as_str(), r["calibrated"].as_bool()),
+        (Some("ready"), Some("bi_encoder"), Some(false))
+    );
     let m = c.get(format!("{}/metrics", s.url)).send().await.unwrap();
     assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let m = m.text().await.unwrap();
@@ -216,18 +229,18 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abuse_gets_4xx_naming_the_limit_and_the_server_keeps_answering() {
     let clf = classifier();
-    let options = ServeOptions {
-        header_read_timeout: Duration::from_millis(500),
-        request_timeout: Duration::from_millis(1500),
-        max_text_chars: 100,
-        ..Default::default()
-    };
+    let options = opts(|o| {
+        o.header_read_timeout = Duration::from_millis(500);
+        o.request_timeout = Duration::from_millis(1500);
+        o.max_text_chars = 100;
+    });
     let s = start(clf.clone(), options).await;
     let c = client();
     let post = |body: String| {
         let (c, url) = (c.clone(), s.url.clone());
         async move {
-            let r = c.post(format!("{url}/v1/classify")).header("content-type", "application/json").body(body).send().await.unwrap();
+            let r =
+                c.post(format!("{url}/v1/classify")).header("content-type", "application/json").body(body).send().await.unwrap();
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap())
         }
@@ -282,7 +295,8 @@ async fn abuse_gets_4xx_naming_the_limit_and_the_server_keeps_answering() {
     // it, so that the server has read everything sent when it answers (no reset on close).
     let answer = tokio::task::spawn_blocking(move || {
         let over = (1usize << 20) + 1;
-        let mut req = format!("POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{over:x}\r\n").into_bytes();
+        let mut req =
+            format!("POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{over:x}\r\n").into_bytes();
         req.extend(std::iter::repeat_n(b'x', over));
         raw(addr, &req)
     })
@@ -329,7 +343,7 @@ async fn abuse_gets_4xx_naming_the_limit_and_the_server_keeps_answering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after() {
     let clf = classifier();
-    let options = ServeOptions { max_queue: 8, max_texts: 8, max_labels: 8, max_batch: 8, ..Default::default() };
+    let options = opts(|o| (o.max_queue, o.max_texts, o.max_labels, o.max_batch) = (8, 8, 8, 8));
     let s = start(clf, options).await;
     let c = client();
     let texts: Vec<String> = (0..8).map(|i| format!("a somewhat longer text number {i} to keep the encoder busy")).collect();
@@ -363,7 +377,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let clf = classifier();
-    let s = start(clf, ServeOptions { max_batch: 4, ..Default::default() }).await;
+    let s = start(clf, opts(|o| o.max_batch = 4)).await;
     let c = client();
     let texts: Vec<String> = (0..200).map(|i| format!("text {i} with a few more words in it")).collect();
     let mut tasks = Vec::new();
@@ -388,10 +402,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_and_taken_ports_are_errors() {
     let clf = classifier();
-    let e = Server::bind(clf.clone(), "m", ServeOptions { workers: 0, ..Default::default() }).await.err().unwrap();
+    let e = Server::bind(clf.clone(), "m", opts(|o| o.workers = 0)).await.err().unwrap();
     assert!(e.to_string().contains("workers"), "{e}");
     let s = start(clf.clone(), ServeOptions::default()).await;
-    let e = Server::bind(clf, "m", ServeOptions { port: s.addr.port(), ..Default::default() }).await.err().unwrap();
+    let e = Server::bind(clf, "m", opts(|o| o.port = s.addr.port())).await.err().unwrap();
     assert!(e.to_string().contains(&s.addr.to_string()), "{e}");
     s.shutdown().await;
 }

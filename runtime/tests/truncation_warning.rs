@@ -32,7 +32,7 @@ fn long_texts_warn_once() {
     let clf = Classifier::from_dir(&bundle, ClassifierOptions::default()).unwrap();
     let long = "word ".repeat(500);
     for _ in 0..3 {
-        let s = clf.classify(&[long.as_str(), "short"], &["a label"]).unwrap();
+        let s = clf.scores(&[long.as_str(), "short"], &["a label"]).unwrap();
         assert!(s[0][0].is_finite());
     }
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

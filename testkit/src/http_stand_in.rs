@@ -30,7 +30,11 @@ impl Request {
 
 #[derive(Debug, Clone)]
 pub enum Reply {
-    Respond { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Sleep, then close without a response (a hung request, from the client's view).
     Hang(Duration),
 }
@@ -201,4 +205,3 @@ pub fn ranged(req: &Request, bytes: &[u8]) -> Reply {
     }
     Reply::bytes(206, bytes[start..=end].to_vec()).with_header("Content-Range", &format!("bytes {start}-{end}/{total}"))
 }
-

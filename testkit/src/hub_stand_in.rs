@@ -249,9 +249,7 @@ pub fn handle(s: &mut HubState, req: &Request) -> Reply {
                     .with_header("X-Repo-Commit", &repo.commit)
             } else {
                 // git's blob id would do as well; any stable id of the content is an ETag
-                ranged(req, bytes)
-                    .with_header("ETag", &format!("\"{}\"", &oid[..40]))
-                    .with_header("X-Repo-Commit", &repo.commit)
+                ranged(req, bytes).with_header("ETag", &format!("\"{}\"", &oid[..40])).with_header("X-Repo-Commit", &repo.commit)
             }
         }
         _ => err(404, &format!("no route {} {}", req.method, req.path)),
@@ -304,6 +302,11 @@ pub fn add_repo(state: &Arc<Mutex<HubState>>, repo_id: &str, private: bool, dir:
 
 /// How many requests reached the stand-in (a warm cache makes none for downloads).
 pub fn downloads(state: &Arc<Mutex<HubState>>) -> usize {
-    state.lock().unwrap().seen.iter().filter(|(m, p, _)| m == "GET" && (p.contains("/resolve/") || p.starts_with("/lfs-store"))).count()
+    state
+        .lock()
+        .unwrap()
+        .seen
+        .iter()
+        .filter(|(m, p, _)| m == "GET" && (p.contains("/resolve/") || p.starts_with("/lfs-store")))
+        .count()
 }
-

@@ -79,7 +79,9 @@ impl Anchor {
                 pooled(texts).matmul(&pooled(labels).tr()) * Self::SCALE
             })),
             (AnchorTarget::Teacher(_), Some(t)) => Ok(t.shallow_clone()),
-            (AnchorTarget::Teacher(_), None) => Err(TrainerError::Invalid("teacher anchor without the batch's teacher logits".into())),
+            (AnchorTarget::Teacher(_), None) => {
+                Err(TrainerError::Invalid("teacher anchor without the batch's teacher logits".into()))
+            }
         }
     }
 
@@ -112,15 +114,22 @@ impl TeacherTable {
         let with = |ext: &str| stem.with_file_name(format!("{}.{ext}", stem.file_name().unwrap_or_default().to_string_lossy()));
         let (weights, names) = (with("safetensors"), with("json"));
         if !names.exists() || !weights.exists() {
-            return Err(TrainerError::model(stem, "anchor_teacher: no STEM.json + STEM.safetensors here; build them with `make teacher` (scripts/embed_teacher.py)"));
+            return Err(TrainerError::model(
+                stem,
+                "anchor_teacher: no STEM.json + STEM.safetensors here; build them with `make teacher` (scripts/embed_teacher.py)",
+            ));
         }
         let raw = std::fs::read(&names).map_err(|e| TrainerError::io(&names, e))?;
-        let strings: TeacherStrings = serde_json::from_slice(&raw).map_err(|e| TrainerError::model(&names, format!("not a teacher string table: {e}")))?;
+        let strings: TeacherStrings =
+            serde_json::from_slice(&raw).map_err(|e| TrainerError::model(&names, format!("not a teacher string table: {e}")))?;
         let mut tensors = encoders::read_safetensors(&weights)?;
         let mut take = |name: &str, rows: usize| -> Result<Tensor> {
             let t = tensors.remove(name).ok_or_else(|| TrainerError::model(&weights, format!("no tensor {name}")))?;
             if t.dim() != 2 || t.size()[0] != rows as i64 {
-                return Err(TrainerError::model(&weights, format!("{name} is {:?}, expected {rows} rows (one per string of {})", t.size(), names.display())));
+                return Err(TrainerError::model(
+                    &weights,
+                    format!("{name} is {:?}, expected {rows} rows (one per string of {})", t.size(), names.display()),
+                ));
             }
             Ok(t.to_kind(Kind::Float).to_device(device))
         };
@@ -152,8 +161,15 @@ impl TeacherTable {
     /// The teacher's logits `[texts, labels]` (cosine × [`Anchor::SCALE`]) on `device`.
     pub fn logits(&self, texts: &[&str], labels: &[&str]) -> Result<Tensor> {
         let rows = |items: &[&str], table: &HashMap<String, i64>| -> Result<Tensor> {
-            let idx: Result<Vec<i64>> =
-                items.iter().map(|s| table.get(*s).copied().ok_or_else(|| TrainerError::Invalid(format!("anchor_teacher has no embedding of {s:?}")))).collect();
+            let idx: Result<Vec<i64>> = items
+                .iter()
+                .map(|s| {
+                    table
+                        .get(*s)
+                        .copied()
+                        .ok_or_else(|| TrainerError::Invalid(format!("anchor_teacher has no embedding of {s:?}")))
+                })
+                .collect();
             Ok(Tensor::from_slice(&idx?).to_device(self.texts.device()))
         };
         let t = self.texts.index_select(0, &rows(texts, &self.text_rows)?);
@@ -227,7 +243,8 @@ mod tests {
     fn write_table(dir: &Path) -> std::path::PathBuf {
         let texts = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8]).view([3, 2]).to_kind(Kind::Half);
         let labels = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]).to_kind(Kind::Half);
-        Tensor::write_safetensors(&[("text_embeddings", &texts), ("label_embeddings", &labels)], dir.join("t.safetensors")).unwrap();
+        Tensor::write_safetensors(&[("text_embeddings", &texts), ("label_embeddings", &labels)], dir.join("t.safetensors"))
+            .unwrap();
         std::fs::write(dir.join("t.json"), r#"{"texts": ["a", "b", "c"], "labels": ["x", "y"]}"#).unwrap();
         dir.join("t")
     }
@@ -272,7 +289,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let anchor = Anchor::teacher(&write_table(dir.path()), Device::Cpu, 1.0).unwrap();
         let t = Tensor::ones([2, 2], (Kind::Float, Device::Cpu));
-        let dummy = BatchTensors { input_ids: t.shallow_clone(), attention_mask: t.shallow_clone(), token_type_ids: t.shallow_clone() };
+        let dummy =
+            BatchTensors { input_ids: t.shallow_clone(), attention_mask: t.shallow_clone(), token_type_ids: t.shallow_clone() };
         assert!(anchor.scores(&dummy, &dummy, Some(&t)).unwrap().equal(&t));
         assert!(anchor.scores(&dummy, &dummy, None).is_err());
     }

@@ -103,7 +103,13 @@ impl BatchPlan {
         let weights: Vec<f64> = sizes.iter().map(|&n| (n as f64).powf(alpha)).collect();
         let total: f64 = weights.iter().sum();
         let cumulative = if sizes.len() > 1 {
-            weights.iter().scan(0.0, |acc, w| { *acc += w / total; Some(*acc) }).collect()
+            weights
+                .iter()
+                .scan(0.0, |acc, w| {
+                    *acc += w / total;
+                    Some(*acc)
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -128,7 +134,14 @@ impl BatchPlan {
             return vec![1.0; self.sizes.len().min(1)];
         }
         let mut prev = 0.0;
-        self.cumulative.iter().map(|&c| { let p = c - prev; prev = c; p }).collect()
+        self.cumulative
+            .iter()
+            .map(|&c| {
+                let p = c - prev;
+                prev = c;
+                p
+            })
+            .collect()
     }
 
     /// Batch size of a source: the configured one, or the whole source if it is smaller.
@@ -217,7 +230,13 @@ pub struct BatchShape {
 }
 
 /// Tokenise the batch of `step` with its label negatives (padded to `shape.lengths` when given).
-pub fn prepare(plan: &mut BatchPlan, sources: &[SourcePairs], tok: &TextTokenizer, shape: &BatchShape, step: usize) -> Result<PreparedBatch> {
+pub fn prepare(
+    plan: &mut BatchPlan,
+    sources: &[SourcePairs],
+    tok: &TextTokenizer,
+    shape: &BatchShape,
+    step: usize,
+) -> Result<PreparedBatch> {
     let (source, idx) = plan.batch(step);
     let pairs: Vec<Pair> = idx.into_iter().map(|i| sources[source].pairs[i].clone()).collect();
     let negatives = sources[source].label_negatives(&pairs, shape.label_negatives, plan.seed(), step);

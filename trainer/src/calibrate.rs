@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
+use crate::config::TrainConfig;
 use tch::Device;
 use zsc_core::calibration::fit_calibration;
 use zsc_core::data::{self, Sample, Split};
-use crate::config::TrainConfig;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, TrainerError};

@@ -229,10 +229,8 @@ impl TrainConfig {
         for model_type in cfg.per_architecture.keys() {
             let mut c = cfg.clone();
             c.model_type = *model_type;
-            c.with_architecture_defaults(&Default::default()).map_err(|e| CoreError::Config {
-                field: format!("per_architecture.{model_type}"),
-                message: e.to_string(),
-            })?;
+            c.with_architecture_defaults(&Default::default())
+                .map_err(|e| CoreError::Config { field: format!("per_architecture.{model_type}"), message: e.to_string() })?;
         }
         Ok(cfg)
     }
@@ -257,10 +255,8 @@ impl TrainConfig {
                 map.insert(k.clone(), v.clone());
             }
         }
-        let out: TrainConfig = serde_yaml::from_value(value).map_err(|e| CoreError::Config {
-            field: format!("per_architecture.{}", self.model_type),
-            message: e.to_string(),
-        })?;
+        let out: TrainConfig = serde_yaml::from_value(value)
+            .map_err(|e| CoreError::Config { field: format!("per_architecture.{}", self.model_type), message: e.to_string() })?;
         out.validate()?;
         Ok(out)
     }
@@ -295,7 +291,9 @@ impl TrainConfig {
                 return Err(CoreError::Config { field: field.into(), message: format!("must be >= 0, got {v}") });
             }
         }
-        for (field, v) in [("head_learning_rate", self.head_learning_rate), ("score_scale_learning_rate", self.score_scale_learning_rate)] {
+        for (field, v) in
+            [("head_learning_rate", self.head_learning_rate), ("score_scale_learning_rate", self.score_scale_learning_rate)]
+        {
             if let Some(v) = v {
                 if !v.is_finite() || v < 0.0 {
                     return Err(CoreError::Config { field: field.into(), message: format!("must be >= 0, got {v}") });
@@ -303,16 +301,28 @@ impl TrainConfig {
             }
         }
         if !self.anchor_weight.is_finite() || self.anchor_weight < 0.0 {
-            return Err(CoreError::Config { field: "anchor_weight".into(), message: format!("must be >= 0, got {}", self.anchor_weight) });
+            return Err(CoreError::Config {
+                field: "anchor_weight".into(),
+                message: format!("must be >= 0, got {}", self.anchor_weight),
+            });
         }
         if self.anchor_teacher.is_some() && self.anchor_weight <= 0.0 {
-            return Err(CoreError::Config { field: "anchor_teacher".into(), message: "needs anchor_weight > 0 (the teacher is the anchor's target)".into() });
+            return Err(CoreError::Config {
+                field: "anchor_teacher".into(),
+                message: "needs anchor_weight > 0 (the teacher is the anchor's target)".into(),
+            });
         }
         if self.label_negatives > 0 && self.loss != LossKind::Softmax {
-            return Err(CoreError::Config { field: "label_negatives".into(), message: "needs loss: softmax (BCE scores the batch's own labels only)".into() });
+            return Err(CoreError::Config {
+                field: "label_negatives".into(),
+                message: "needs loss: softmax (BCE scores the batch's own labels only)".into(),
+            });
         }
         if let Some(w) = self.base_merge.iter().find(|w| !(w.is_finite() && **w > 0.0 && **w <= 1.0)) {
-            return Err(CoreError::Config { field: "base_merge".into(), message: format!("each weight must be in (0, 1], got {w}") });
+            return Err(CoreError::Config {
+                field: "base_merge".into(),
+                message: format!("each weight must be in (0, 1], got {w}"),
+            });
         }
         if !self.source_sampling_alpha.is_finite() || self.source_sampling_alpha < 0.0 {
             return Err(CoreError::Config {

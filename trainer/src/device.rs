@@ -26,10 +26,16 @@ pub fn parse_device(s: &str) -> Result<Device> {
 fn cuda(i: usize) -> Result<Device> {
     let report = DeviceReport::probe();
     if report.cuda_devices == 0 {
-        return Err(TrainerError::Invalid(format!("device `cuda` requested but {}; use --device cpu or auto", report.why_no_cuda())));
+        return Err(TrainerError::Invalid(format!(
+            "device `cuda` requested but {}; use --device cpu or auto",
+            report.why_no_cuda()
+        )));
     }
     if i >= report.cuda_devices {
-        return Err(TrainerError::Invalid(format!("device cuda:{i} requested but only {} CUDA device(s) exist", report.cuda_devices)));
+        return Err(TrainerError::Invalid(format!(
+            "device cuda:{i} requested but only {} CUDA device(s) exist",
+            report.cuda_devices
+        )));
     }
     Ok(Device::Cuda(i))
 }
@@ -51,9 +57,8 @@ pub struct DeviceReport {
 impl DeviceReport {
     pub fn probe() -> DeviceReport {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        let lib_path = |name: &str| {
-            maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with(name)).map(str::to_string)
-        };
+        let lib_path =
+            |name: &str| maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with(name)).map(str::to_string);
         let cuda_devices = if tch::Cuda::is_available() { tch::Cuda::device_count().max(0) as usize } else { 0 };
         DeviceReport {
             cuda_linked: lib_path("/libtorch_cuda.so").is_some(),

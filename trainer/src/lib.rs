@@ -8,11 +8,11 @@
 
 pub mod anchor;
 pub mod batches;
-pub mod encoders;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod encoders;
 pub mod error;
 pub mod eval;
 pub mod fast_ops;
@@ -27,9 +27,9 @@ pub mod probe;
 pub mod step;
 pub mod train;
 
-pub use encoders::{Encoder, EncoderConfig};
 pub use checkpoint::Checkpoint;
 pub use device::parse_device;
+pub use encoders::{Encoder, EncoderConfig};
 pub use error::{Result, TrainerError};
 pub use models::{Head, LabelCache, ZscModel};
 pub use train::{train, TrainOptions, TrainSummary};

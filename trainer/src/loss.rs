@@ -3,9 +3,9 @@
 //! sharing a text or a label, `zsc_core::targets`; a label negative is no text's label).
 //! Rows (text → labels) see all B+K labels; columns (label → texts) are the B pairs' labels.
 
+use crate::config::LossKind;
 use tch::{Device, Kind, Reduction, Tensor};
 use zsc_core::data::Pair;
-use crate::config::LossKind;
 
 use crate::error::Result;
 use crate::models::{copy_host_to, to_device_async};
@@ -49,7 +49,11 @@ fn host_targets(pairs: &[Pair], fillers: &[bool], pos_weight_scale: Option<f64>)
 impl LossTargets {
     pub fn new(pairs: &[Pair], fillers: &[bool], pos_weight_scale: Option<f64>, device: Device) -> Result<Self> {
         let (t, o, w) = host_targets(pairs, fillers, pos_weight_scale);
-        Ok(LossTargets { target: to_device_async(&t, device)?, left_out: to_device_async(&o, device)?, pos_weight: to_device_async(&w, device)? })
+        Ok(LossTargets {
+            target: to_device_async(&t, device)?,
+            left_out: to_device_async(&o, device)?,
+            pos_weight: to_device_async(&w, device)?,
+        })
     }
 
     /// Refreshes these (static) tensors in place with the targets of `pairs` (same shape).
@@ -154,7 +158,8 @@ mod tests {
         // no negatives: the same as the square batch alone
         let square = logits.narrow(1, 0, 2);
         let plain = loss_of(&square, &pairs, LossKind::Softmax, None);
-        let with_fillers_only = batch_loss(&logits, &LossTargets::new(&pairs, &[true, true], None, Device::Cpu).unwrap(), LossKind::Softmax);
+        let with_fillers_only =
+            batch_loss(&logits, &LossTargets::new(&pairs, &[true, true], None, Device::Cpu).unwrap(), LossKind::Softmax);
         assert!((plain - with_fillers_only.double_value(&[])).abs() < 1e-6);
         // BCE scores the pairs' block only
         let bce = batch_loss(&logits, &targets, LossKind::Bce).double_value(&[]);

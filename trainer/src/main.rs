@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use zsc_trainer::{parse_device, Checkpoint, TrainOptions};
 use zsc_core::{data, ModelType, Split};
 use zsc_trainer::config::TrainConfig;
+use zsc_trainer::{parse_device, Checkpoint, TrainOptions};
 
 #[derive(Parser)]
 #[command(name = "trainer", version, about = "Train and evaluate zero-shot text classifiers (BiEncoder, PolyEncoder, ColBERT)")]
@@ -262,8 +262,8 @@ fn run_devices(json: bool) -> Result<()> {
 
 fn run_eval(a: EvalArgs) -> Result<()> {
     let device = parse_device(&a.device).context("--device")?;
-    let ckpt = Checkpoint::load(&a.model_path, device)
-        .with_context(|| format!("loading checkpoint {}", a.model_path.display()))?;
+    let ckpt =
+        Checkpoint::load(&a.model_path, device).with_context(|| format!("loading checkpoint {}", a.model_path.display()))?;
     let files = if a.data.is_empty() { vec![ckpt.info.data.clone()] } else { a.data.clone() };
     for data_path in &files {
         eval_one(&a, &ckpt, data_path)?;

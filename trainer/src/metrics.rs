@@ -70,7 +70,5 @@ fn to_line(r: &MetricsRecord) -> Result<String> {
 
 /// Records of an existing `metrics.jsonl` (unparsable lines are skipped).
 pub fn read_metrics(path: &Path) -> Vec<MetricsRecord> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
-        .unwrap_or_default()
+    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }

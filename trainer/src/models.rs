@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::config::COSINE_SCALE_INIT;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 use zsc_core::manifest::tensor_names;
 use zsc_core::tokenize::TokenBatch;
-use crate::config::COSINE_SCALE_INIT;
 use zsc_core::{MaxSimDirection, ModelSpec, ModelType, Pooling, Similarity};
 
 use crate::encoders::{self, Encoder, EncoderConfig};
@@ -62,7 +62,11 @@ impl BatchTensors {
         if size != [b.batch as i64, b.seq as i64] {
             return Err(TrainerError::Invalid(format!("token batch {}x{} does not fit the static {size:?}", b.batch, b.seq)));
         }
-        for (dst, src) in [(&self.input_ids, &b.input_ids), (&self.attention_mask, &b.attention_mask), (&self.token_type_ids, &b.token_type_ids)] {
+        for (dst, src) in [
+            (&self.input_ids, &b.input_ids),
+            (&self.attention_mask, &b.attention_mask),
+            (&self.token_type_ids, &b.token_type_ids),
+        ] {
             copy_host_to(dst, &Tensor::from_slice(src).view([b.batch as i64, b.seq as i64]))?;
         }
         Ok(())
@@ -214,9 +218,17 @@ pub fn without_special_tokens(mask: &Tensor, keep_special: bool) -> Tensor {
 #[derive(Debug)]
 pub enum Head {
     /// `cosine_scale`: present with `similarity: cosine` (score = cos × scale).
-    BiEncoder { cosine_scale: Option<Tensor> },
-    PolyEncoder { codes: Tensor, cosine_scale: Option<Tensor> },
-    Colbert { proj: Tensor, score_scale: Tensor },
+    BiEncoder {
+        cosine_scale: Option<Tensor>,
+    },
+    PolyEncoder {
+        codes: Tensor,
+        cosine_scale: Option<Tensor>,
+    },
+    Colbert {
+        proj: Tensor,
+        score_scale: Tensor,
+    },
 }
 
 /// `x / max(||x||, eps)` along the last axis.
@@ -319,11 +331,7 @@ impl ZscModel {
             ModelType::BiEncoder => Head::BiEncoder { cosine_scale },
             ModelType::PolyEncoder => {
                 let m = spec.n_code_vectors.unwrap_or(0) as i64;
-                let codes = (&root / "poly").var(
-                    "codes",
-                    &[m, h],
-                    nn::Init::Randn { mean: 0.0, stdev: POLY_CODES_INIT_STD },
-                );
+                let codes = (&root / "poly").var("codes", &[m, h], nn::Init::Randn { mean: 0.0, stdev: POLY_CODES_INIT_STD });
                 Head::PolyEncoder { codes, cosine_scale }
             }
             ModelType::Colbert => {
@@ -356,18 +364,17 @@ impl ZscModel {
         let src = encoders::read_safetensors(path)?;
         let unused = encoders::copy_into_vars(&self.vs.variables(), src, &|_| true, path)?;
         if !unused.is_empty() {
-            return Err(TrainerError::model(path, format!("tensors the {} model does not have: {unused:?}", self.spec.model_type)));
+            return Err(TrainerError::model(
+                path,
+                format!("tensors the {} model does not have: {unused:?}", self.spec.model_type),
+            ));
         }
         Ok(())
     }
 
     /// All variables by name (sorted), on the CPU, contiguous.
     pub fn named_tensors_cpu(&self) -> BTreeMap<String, Tensor> {
-        self.vs
-            .variables()
-            .into_iter()
-            .map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous()))
-            .collect()
+        self.vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu).contiguous())).collect()
     }
 
     /// Write every weight to a safetensors file under its checkpoint name.
@@ -423,7 +430,10 @@ impl ZscModel {
     /// ColBERT only: projected, L2-normalised token embeddings `[B,T,D]` and the mask `[B,T]`.
     pub fn token_embeddings(&self, batch: &TokenBatch, train: bool) -> Result<(Tensor, Tensor)> {
         let Head::Colbert { proj, .. } = &self.head else {
-            return Err(TrainerError::Invalid(format!("token embeddings need a colbert model, this is {}", self.spec.model_type)));
+            return Err(TrainerError::Invalid(format!(
+                "token embeddings need a colbert model, this is {}",
+                self.spec.model_type
+            )));
         };
         let (h, mask) = self.encode(batch, train)?;
         Ok((colbert_embed(&h, proj), mask))
@@ -607,9 +617,27 @@ mod tests {
             assert_eq!(got, want, "{ty}");
             assert!(got.contains(&"cosine.score_scale".to_string()));
             assert!(ZscModel::is_head_param("cosine.score_scale"));
-            let text = TokenBatch { input_ids: vec![2, 5, 3, 0], attention_mask: vec![1, 1, 1, 0], token_type_ids: vec![0; 4], batch: 1, seq: 4 };
-            let short = TokenBatch { input_ids: vec![2, 5, 3], attention_mask: vec![1, 1, 1], token_type_ids: vec![0; 3], batch: 1, seq: 3 };
-            let label = TokenBatch { input_ids: vec![2, 7, 3], attention_mask: vec![1, 1, 1], token_type_ids: vec![0; 3], batch: 1, seq: 3 };
+            let text = TokenBatch {
+                input_ids: vec![2, 5, 3, 0],
+                attention_mask: vec![1, 1, 1, 0],
+                token_type_ids: vec![0; 4],
+                batch: 1,
+                seq: 4,
+            };
+            let short = TokenBatch {
+                input_ids: vec![2, 5, 3],
+                attention_mask: vec![1, 1, 1],
+                token_type_ids: vec![0; 3],
+                batch: 1,
+                seq: 3,
+            };
+            let label = TokenBatch {
+                input_ids: vec![2, 7, 3],
+                attention_mask: vec![1, 1, 1],
+                token_type_ids: vec![0; 3],
+                batch: 1,
+                seq: 3,
+            };
             let a = m.score_matrix(&text, &label, false).unwrap();
             let b = m.score_matrix(&short, &label, false).unwrap();
             close(&a, &to_vec_f32(&b).unwrap(), 1e-5);
@@ -683,14 +711,28 @@ mod tests {
     #[test]
     fn special_tokens_are_the_first_and_last_real_token() {
         let m = mask(&[1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1], 3, 5);
-        close(&without_special_tokens(&m, false).to_kind(Kind::Float), &[0., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 1., 0.], 0.0);
-        close(&without_special_tokens(&m, true).to_kind(Kind::Float), &[1., 1., 1., 1., 0., 1., 1., 0., 0., 0., 1., 1., 1., 1., 1.], 0.0);
+        close(
+            &without_special_tokens(&m, false).to_kind(Kind::Float),
+            &[0., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0., 1., 1., 1., 0.],
+            0.0,
+        );
+        close(
+            &without_special_tokens(&m, true).to_kind(Kind::Float),
+            &[1., 1., 1., 1., 0., 1., 1., 0., 0., 0., 1., 1., 1., 1., 1.],
+            0.0,
+        );
     }
 
     #[test]
     fn label_cache_concat_pads() {
-        let a = LabelCache::Tokens { emb: Tensor::ones([1, 2, 3], (Kind::Float, Device::Cpu)), mask: Tensor::ones([1, 2], (Kind::Int64, Device::Cpu)) };
-        let b = LabelCache::Tokens { emb: Tensor::ones([2, 4, 3], (Kind::Float, Device::Cpu)), mask: Tensor::ones([2, 4], (Kind::Int64, Device::Cpu)) };
+        let a = LabelCache::Tokens {
+            emb: Tensor::ones([1, 2, 3], (Kind::Float, Device::Cpu)),
+            mask: Tensor::ones([1, 2], (Kind::Int64, Device::Cpu)),
+        };
+        let b = LabelCache::Tokens {
+            emb: Tensor::ones([2, 4, 3], (Kind::Float, Device::Cpu)),
+            mask: Tensor::ones([2, 4], (Kind::Int64, Device::Cpu)),
+        };
         let LabelCache::Tokens { emb, mask } = LabelCache::concat(vec![a, b]).unwrap() else { panic!() };
         assert_eq!(emb.size(), vec![3, 4, 3]);
         assert_eq!(to_vec_f32(&mask.get(0)).unwrap(), vec![1., 1., 0., 0.]);
@@ -755,7 +797,8 @@ mod tests {
             let m = ZscModel::new(tiny_spec(ty), &tiny_cfg(), Device::Cpu).unwrap();
             let batch = |rows: &[&[i64]]| {
                 let seq = rows.iter().map(|r| r.len()).max().unwrap();
-                let mut b = TokenBatch { input_ids: vec![], attention_mask: vec![], token_type_ids: vec![], batch: rows.len(), seq };
+                let mut b =
+                    TokenBatch { input_ids: vec![], attention_mask: vec![], token_type_ids: vec![], batch: rows.len(), seq };
                 for r in rows {
                     for j in 0..seq {
                         b.input_ids.push(*r.get(j).unwrap_or(&0));

@@ -203,21 +203,18 @@ impl AdamW {
     /// Restore moments and step saved by [`AdamW::save`]; every parameter must have its state.
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let src: BTreeMap<String, Tensor> = crate::encoders::read_safetensors(path)?;
-        let step = src
-            .get("step")
-            .ok_or_else(|| TrainerError::model(path, "optimizer state has no `step`"))?
-            .int64_value(&[0]);
+        let step = src.get("step").ok_or_else(|| TrainerError::model(path, "optimizer state has no `step`"))?.int64_value(&[0]);
         tch::no_grad(|| -> Result<()> {
             for p in &mut self.params {
                 for (key, dst) in [(format!("m.{}", p.name), &mut p.m), (format!("v.{}", p.name), &mut p.v)] {
-                    let t = src
-                        .get(&key)
-                        .ok_or_else(|| TrainerError::model(path, format!("optimizer state lacks `{key}`")))?;
+                    let t = src.get(&key).ok_or_else(|| TrainerError::model(path, format!("optimizer state lacks `{key}`")))?;
                     if t.size() != dst.size() {
-                        return Err(TrainerError::model(path, format!("`{key}` has shape {:?}, expected {:?}", t.size(), dst.size())));
+                        return Err(TrainerError::model(
+                            path,
+                            format!("`{key}` has shape {:?}, expected {:?}", t.size(), dst.size()),
+                        ));
                     }
-                    dst.f_copy_(&t.to_device(dst.device()))
-                        .map_err(|e| TrainerError::torch(format!("restoring `{key}`"), e))?;
+                    dst.f_copy_(&t.to_device(dst.device())).map_err(|e| TrainerError::torch(format!("restoring `{key}`"), e))?;
                 }
             }
             Ok(())

@@ -100,9 +100,7 @@ pub fn plot_losses(
             .map_err(|e| perr(path, e))?
             .label("val loss")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-        chart
-            .draw_series(val.iter().map(|&(x, y)| Circle::new((x, y), 4, RED.filled())))
-            .map_err(|e| perr(path, e))?;
+        chart.draw_series(val.iter().map(|&(x, y)| Circle::new((x, y), 4, RED.filled()))).map_err(|e| perr(path, e))?;
     }
     if !probe.is_empty() {
         chart

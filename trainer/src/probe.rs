@@ -68,7 +68,13 @@ fn task_name(path: &Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
-fn warn_on_overlap(path: &Path, labels: &[String], samples: &[Sample], train_labels: &HashSet<&str>, train_texts: &HashSet<&str>) {
+fn warn_on_overlap(
+    path: &Path,
+    labels: &[String],
+    samples: &[Sample],
+    train_labels: &HashSet<&str>,
+    train_texts: &HashSet<&str>,
+) {
     let shared: Vec<&String> = labels.iter().filter(|l| train_labels.contains(l.as_str())).collect();
     if let Some(first) = shared.first() {
         tracing::warn!(

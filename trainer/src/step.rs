@@ -11,8 +11,8 @@
 
 use std::collections::HashMap;
 
-use tch::{Device, Tensor};
 use crate::config::{LossKind, Precision};
+use tch::{Device, Tensor};
 
 use crate::anchor::Anchor;
 use crate::batches::PreparedBatch;
@@ -54,7 +54,15 @@ fn teacher_logits(b: &PreparedBatch, s: &StepSettings) -> Result<Option<Tensor>>
 }
 
 /// Forward and loss (under bf16 autocast when asked; `cache` off inside a graph capture).
-fn forward_loss(model: &ZscModel, texts: &BatchTensors, labels: &BatchTensors, targets: &LossTargets, teacher: Option<&Tensor>, s: &StepSettings, cache: bool) -> Result<Tensor> {
+fn forward_loss(
+    model: &ZscModel,
+    texts: &BatchTensors,
+    labels: &BatchTensors,
+    targets: &LossTargets,
+    teacher: Option<&Tensor>,
+    s: &StepSettings,
+    cache: bool,
+) -> Result<Tensor> {
     let run = || {
         let logits = model.score_matrix_tensors(texts, labels, true)?;
         let loss = batch_loss(&logits, targets, s.loss);
@@ -145,7 +153,13 @@ impl GraphStep {
     }
 
     /// On the side stream: an eager warm-up step (its loss and norm), or the capture (None).
-    fn warm_up_or_capture(&mut self, model: &ZscModel, opt: &mut AdamW, b: &PreparedBatch, s: &StepSettings) -> Result<Option<(Tensor, Tensor)>> {
+    fn warm_up_or_capture(
+        &mut self,
+        model: &ZscModel,
+        opt: &mut AdamW,
+        b: &PreparedBatch,
+        s: &StepSettings,
+    ) -> Result<Option<(Tensor, Tensor)>> {
         self.fill(b, s)?;
         fast_ops::set_grads_to_none(&params_of(opt))?;
         seed_step(s.seed, b.step);

@@ -8,19 +8,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::{ColbertInit, LossKind, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
 use zsc_core::data::{self, Pair, Sample};
 use zsc_core::manifest::{checkpoint_files, CheckpointInfo, FORMAT_VERSION};
 use zsc_core::tokenize::TextTokenizer;
-use crate::config::{ColbertInit, LossKind, TrainConfig};
 use zsc_core::{ColbertScoring, ModelSpec, ModelType, SentenceTransformerFolder, Split};
 
 use crate::anchor::Anchor;
 use crate::batches::{pairs_by_source, BatchPlan, BatchShape, Prefetcher, SourcePairs, StaticLengths};
-use crate::encoders::EncoderConfig;
 use crate::checkpoint::{self, CheckpointAssets, CheckpointWrite, TrainerState};
 use crate::device::parse_device;
+use crate::encoders::EncoderConfig;
 use crate::error::{Result, TrainerError};
 use crate::loss::{batch_loss, LossTargets};
 use crate::merge::{choose_merge, MergeEnds};
@@ -70,7 +70,11 @@ pub fn model_spec(cfg: &TrainConfig, bert: &EncoderConfig, st: &SentenceTransfor
         label_template: cfg.label_template.clone(),
         similarity: if cfg.model_type == ModelType::Colbert { Default::default() } else { cfg.similarity },
         embedding: st.embedding_with(cfg.text_prompt.as_deref(), cfg.label_prompt.as_deref()),
-        colbert_scoring: if cfg.model_type == ModelType::Colbert { ColbertScoring { maxsim: cfg.colbert_maxsim, special_tokens: cfg.colbert_special_tokens } } else { Default::default() },
+        colbert_scoring: if cfg.model_type == ModelType::Colbert {
+            ColbertScoring { maxsim: cfg.colbert_maxsim, special_tokens: cfg.colbert_special_tokens }
+        } else {
+            Default::default()
+        },
     }
 }
 
@@ -91,7 +95,13 @@ pub fn frozen(name: &str, freeze_layers: usize) -> bool {
 }
 
 /// Mean loss over fixed validation batches, without dropout or gradients.
-pub fn validation_loss(model: &ZscModel, tok: &TextTokenizer, batches: &[Vec<Pair>], loss: LossKind, pos_weight_scale: Option<f64>) -> Result<Option<f64>> {
+pub fn validation_loss(
+    model: &ZscModel,
+    tok: &TextTokenizer,
+    batches: &[Vec<Pair>],
+    loss: LossKind,
+    pos_weight_scale: Option<f64>,
+) -> Result<Option<f64>> {
     if batches.is_empty() {
         return Ok(None);
     }
@@ -218,7 +228,8 @@ impl<'a> Trainer<'a> {
         let data = RunData::load(cfg)?;
         let (model, tok, assets) = load_model(cfg, &base, device)?;
         let mut opt = optimizer(cfg, &model);
-        let (start_step, best_val_loss, best_probe) = if opts.resume { resume(cfg, &run_dir, &model, &mut opt)? } else { (0, None, None) };
+        let (start_step, best_val_loss, best_probe) =
+            if opts.resume { resume(cfg, &run_dir, &model, &mut opt)? } else { (0, None, None) };
 
         std::fs::create_dir_all(&run_dir).map_err(|e| TrainerError::io(&run_dir, e))?;
         let cfg_yaml = serde_yaml::to_string(cfg).map_err(|e| TrainerError::Invalid(e.to_string()))?;
@@ -245,9 +256,25 @@ impl<'a> Trainer<'a> {
         };
         let pb = progress_bar(opts.progress, cfg.max_steps, start_step);
         Ok(Trainer {
-            cfg, opts, run_dir, data, model, tok, assets, opt, engine, settings, metrics,
-            pending: Vec::new(), start_step, best_val_loss, best_probe, summary,
-            started: Instant::now(), side_time: 0.0, pb,
+            cfg,
+            opts,
+            run_dir,
+            data,
+            model,
+            tok,
+            assets,
+            opt,
+            engine,
+            settings,
+            metrics,
+            pending: Vec::new(),
+            start_step,
+            best_val_loss,
+            best_probe,
+            summary,
+            started: Instant::now(),
+            side_time: 0.0,
+            pb,
         })
     }
 
@@ -284,7 +311,12 @@ impl<'a> Trainer<'a> {
 
     fn log_start(&self, end: usize) {
         let sources = &self.data.sources;
-        let plan = BatchPlan::new(&sources.iter().map(|s| s.pairs.len()).collect::<Vec<_>>(), self.cfg.batch_size, self.cfg.seed, self.cfg.source_sampling_alpha);
+        let plan = BatchPlan::new(
+            &sources.iter().map(|s| s.pairs.len()).collect::<Vec<_>>(),
+            self.cfg.batch_size,
+            self.cfg.seed,
+            self.cfg.source_sampling_alpha,
+        );
         let mix: Vec<String> = sources
             .iter()
             .zip(plan.source_probabilities())
@@ -320,7 +352,8 @@ impl<'a> Trainer<'a> {
             return Ok(());
         }
         let stacked = |f: &dyn Fn(&PendingStep) -> Tensor| -> Result<Vec<f64>> {
-            let ts: Vec<Tensor> = self.pending.iter().map(|p| f(p).to_kind(Kind::Double).to_device(Device::Cpu).view([1])).collect();
+            let ts: Vec<Tensor> =
+                self.pending.iter().map(|p| f(p).to_kind(Kind::Double).to_device(Device::Cpu).view([1])).collect();
             Vec::<f64>::try_from(&Tensor::cat(&ts, 0)).map_err(|e| TrainerError::torch("reading the losses", e))
         };
         let losses = stacked(&|p| p.result.loss.shallow_clone())?;
@@ -430,7 +463,11 @@ impl<'a> Trainer<'a> {
             best_probe_top1: self.best_probe,
         };
         let optimizer = with_optimizer.then_some((&self.opt, &state));
-        checkpoint::save_checkpoint(&self.run_dir, name, &CheckpointWrite { model: &self.model, info: &info, assets: &self.assets, optimizer })?;
+        checkpoint::save_checkpoint(
+            &self.run_dir,
+            name,
+            &CheckpointWrite { model: &self.model, info: &info, assets: &self.assets, optimizer },
+        )?;
         Ok(())
     }
 
@@ -438,7 +475,8 @@ impl<'a> Trainer<'a> {
         self.pb.finish_and_clear();
         let step = self.summary.steps;
         let interrupted = self.opts.stop_after.is_some_and(|s| s < self.cfg.max_steps);
-        let last_saved = self.metrics.records.iter().rev().find(|r| r.val_loss.is_some() || r.probe_top1.is_some()).map(|r| r.step);
+        let last_saved =
+            self.metrics.records.iter().rev().find(|r| r.val_loss.is_some() || r.probe_top1.is_some()).map(|r| r.step);
         if !interrupted && step > self.start_step && last_saved != Some(step) {
             self.save("last", step, None, true)?;
         }
@@ -478,7 +516,10 @@ impl<'a> Trainer<'a> {
         if report.chosen_weight < 1.0 {
             tracing::info!(
                 "best_probe/ (step {}) merged with the base at weight {}: probe top-1 {:.4} (unmerged {:.4})",
-                info.step, report.chosen_weight, chosen, report.trials[0].probe_top1
+                info.step,
+                report.chosen_weight,
+                chosen,
+                report.trials[0].probe_top1
             );
             self.best_probe = Some(chosen);
             self.save("best_probe", info.step, info.val_loss, false)?;
@@ -551,7 +592,13 @@ fn progress_bar(show: bool, max_steps: usize, start: usize) -> ProgressBar {
 
 /// The anchor of `anchor_weight` > 0: the frozen base, or `anchor_teacher`'s embeddings (which
 /// must cover every training text and label, checked here rather than at some later step).
-fn load_anchor(cfg: &TrainConfig, base: &std::path::Path, pooling: zsc_core::Pooling, data: &RunData, device: Device) -> Result<Option<Anchor>> {
+fn load_anchor(
+    cfg: &TrainConfig,
+    base: &std::path::Path,
+    pooling: zsc_core::Pooling,
+    data: &RunData,
+    device: Device,
+) -> Result<Option<Anchor>> {
     if cfg.anchor_weight <= 0.0 {
         return Ok(None);
     }
@@ -613,7 +660,12 @@ fn optimizer(cfg: &TrainConfig, model: &ZscModel) -> AdamW {
 }
 
 /// Restores `<run>/last/`: weights, optimizer, and (step, best val loss, best probe).
-fn resume(cfg: &TrainConfig, run_dir: &std::path::Path, model: &ZscModel, opt: &mut AdamW) -> Result<(usize, Option<f64>, Option<f64>)> {
+fn resume(
+    cfg: &TrainConfig,
+    run_dir: &std::path::Path,
+    model: &ZscModel,
+    opt: &mut AdamW,
+) -> Result<(usize, Option<f64>, Option<f64>)> {
     let dir = checkpoint::resolve_checkpoint_dir(&run_dir.join("last"))?;
     let info = CheckpointInfo::load(&dir)?;
     if info.spec != model.spec {
@@ -626,7 +678,11 @@ fn resume(cfg: &TrainConfig, run_dir: &std::path::Path, model: &ZscModel, opt: &
     opt.load(&dir.join(checkpoint_files::OPTIMIZER))?;
     let state: TrainerState = zsc_core::manifest::read_json(&dir.join(checkpoint_files::TRAINER_STATE))?;
     if state.max_steps != cfg.max_steps {
-        tracing::warn!("resuming a run planned for {} steps with max_steps = {}: the schedule changes", state.max_steps, cfg.max_steps);
+        tracing::warn!(
+            "resuming a run planned for {} steps with max_steps = {}: the schedule changes",
+            state.max_steps,
+            cfg.max_steps
+        );
     }
     tracing::info!("resuming {} at step {}", run_dir.display(), state.step);
     Ok((state.step, state.best_val_loss, state.best_probe_top1))

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use tch::{Device, Tensor};
+use zsc_core::manifest::tensor_names;
+use zsc_core::metrics::EvalReport;
+use zsc_core::ModelType;
 use zsc_trainer::checkpoint::Checkpoint;
 use zsc_trainer::merge::{choose_merge, MergeEnds};
 use zsc_trainer::probe::{Probe, ProbeScores};
 use zsc_trainer::train::read_metrics;
 use zsc_trainer::{train, TrainOptions, ZscModel};
-use zsc_core::manifest::tensor_names;
-use zsc_core::metrics::EvalReport;
-use zsc_core::ModelType;
 
 mod common;
 use common::{setup, write_unseen_probe};

@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use tch::{Device, Tensor};
-use zsc_trainer::models::{to_vec_f32, BatchTensors};
-use zsc_trainer::{train, EncoderConfig, TrainOptions, ZscModel};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ModelSpec, ModelType};
 use zsc_trainer::config::TrainConfig;
+use zsc_trainer::models::{to_vec_f32, BatchTensors};
+use zsc_trainer::{train, EncoderConfig, TrainOptions, ZscModel};
 
 const NAMES: [&str; 6] = ["bert_cls", "bert_mean_prompt", "bert_lasttoken", "mpnet", "xlm_roberta", "modernbert"];
 /// last_hidden_state, tch vs transformers (f32, random weights).
@@ -55,7 +55,12 @@ fn tch_encoders_match_transformers() {
         for (i, want) in r["hidden"].as_array().unwrap().iter().enumerate() {
             let ids: Vec<i64> = want["input_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
             assert_eq!(&batch.input_ids[i * batch.seq..i * batch.seq + ids.len()], ids.as_slice(), "{name}: token ids");
-            let want: Vec<f32> = want["last_hidden_state"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
+            let want: Vec<f32> = want["last_hidden_state"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+                .collect();
             let got = to_vec_f32(&h.get(i as i64).narrow(0, 0, ids.len() as i64)).unwrap();
             assert_eq!(got.len(), want.len(), "{name}");
             worst = got.iter().zip(&want).map(|(a, b)| f64::from((a - b).abs())).fold(worst, f64::max);
@@ -112,13 +117,16 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
             assert_eq!(ckpt.info.spec.embedding.pooling, st.embedding.pooling, "{name}");
             assert_eq!(ckpt.info.spec.embedding.text_prompt, st.embedding.text_prompt, "{name}");
             if model_type == ModelType::Colbert {
-                assert_eq!((ckpt.info.spec.colbert_scoring.maxsim, ckpt.info.spec.colbert_scoring.special_tokens), (colbert_maxsim, colbert_special_tokens));
+                assert_eq!(
+                    (ckpt.info.spec.colbert_scoring.maxsim, ckpt.info.spec.colbert_scoring.special_tokens),
+                    (colbert_maxsim, colbert_special_tokens)
+                );
             }
             let want = zsc_trainer::eval::score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 8).unwrap();
             let bundle = work.path().join(format!("bundle-{name}-{model_type}"));
             zsc_export::export_bundle(&ckpt_dir, &bundle, &zsc_export::ExportOptions::default()).unwrap();
             let clf = zsc::Classifier::from_dir(&bundle, zsc::ClassifierOptions::default()).unwrap();
-            let got = clf.classify(&texts, &labels).unwrap();
+            let got = clf.scores(&texts, &labels).unwrap();
             let diff = got.iter().flatten().zip(want.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             println!("{name:>18} {model_type:>13}: max |runtime - tch| score = {diff:.2e}");
             assert!(diff < 2e-3, "{name} {model_type}: {diff}");

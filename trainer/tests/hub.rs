@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use zsc_testkit::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
+use serde_json::json;
 use zsc_core::http::secrets::Secret;
 use zsc_core::hub::upload::HubClient;
-use serde_json::json;
 use zsc_core::hub::{HubOptions, Wanted};
+use zsc_testkit::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
 
 /// hf-hub settings for the stand-in, with a private cache folder (never the user's).
 fn hub(url: &str, cache: &Path, token: Option<&str>) -> HubOptions {
@@ -25,7 +25,6 @@ fn hub(url: &str, cache: &Path, token: Option<&str>) -> HubOptions {
 fn snapshot(cache: &Path, repo: &str, commit: &str) -> PathBuf {
     cache.join(format!("models--{}", repo.replace('/', "--"))).join("snapshots").join(commit)
 }
-
 
 fn write_checkpoint(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -219,8 +218,8 @@ fn pushed_bundle_pulls_back_and_classifies() {
     let remote = zsc::Classifier::from_dir(&pulled, zsc::ClassifierOptions::default()).unwrap();
     let texts = ["how do i transfer money", "what a lovely sunny day"];
     let labels = ["banking", "weather", "music"];
-    let a = local.classify(&texts, &labels).unwrap();
-    let b = remote.classify(&texts, &labels).unwrap();
+    let a = local.scores(&texts, &labels).unwrap();
+    let b = remote.scores(&texts, &labels).unwrap();
     assert_eq!(a, b);
     assert!(b.iter().flatten().all(|s| s.is_finite()));
 }
@@ -242,7 +241,9 @@ fn cli_push_and_pull_use_hf_home_and_its_cached_token() {
             let _ = std::fs::remove_file(home.path().join("token"));
         }
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
-        for v in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE"] {
+        for v in
+            ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE"]
+        {
             c.env_remove(v);
         }
         c.env("HF_HOME", home.path()).env("HF_ENDPOINT", &url).current_dir(home.path()).args(args).output().unwrap()

@@ -8,9 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tch::Device;
-use zsc_trainer::Checkpoint;
 use zsc_core::manifest::checkpoint_files;
 use zsc_core::ModelType;
+use zsc_trainer::Checkpoint;
 
 mod common;
 use common::setup;
@@ -26,9 +26,10 @@ fn complete_or_absent(run: &Path, name: &str) -> bool {
     // a kill between the two renames of a save leaves the previous complete version as `.<name>.old-<pid>`
     std::fs::read_dir(run)
         .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with(&format!(".{name}.old-")) && e.path().join(checkpoint_files::INFO).exists())
+            entries.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with(&format!(".{name}.old-"))
+                    && e.path().join(checkpoint_files::INFO).exists()
+            })
         })
         .unwrap_or(false)
 }
@@ -70,11 +71,8 @@ fn sigkill_at_any_moment_leaves_loadable_checkpoints() {
         if resume {
             cmd.arg("--resume");
         }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
-            .spawn()
-            .unwrap();
+        let mut child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap())).spawn().unwrap();
         match delay_ms {
             None => std::thread::sleep(Duration::from_millis(300)),
             Some(ms) => {

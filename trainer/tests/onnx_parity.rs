@@ -5,15 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use zsc::{Classifier, ClassifierOptions};
 use tch::Device;
+use zsc::{Classifier, ClassifierOptions};
+use zsc_core::data::{load_samples, unique_labels};
+use zsc_core::manifest::CheckpointInfo;
+use zsc_core::{ColbertScoring, MaxSimDirection, ModelSpec, ModelType, Similarity, SpecialTokenSides, SplitRatios};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 use zsc_trainer::checkpoint::{save_checkpoint, CheckpointAssets, CheckpointWrite};
 use zsc_trainer::eval::{evaluate, score_texts_labels};
 use zsc_trainer::{Checkpoint, ZscModel};
-use zsc_core::data::{load_samples, unique_labels};
-use zsc_testkit::fixtures::{base_model_dir, workspace_root};
-use zsc_core::manifest::CheckpointInfo;
-use zsc_core::{ColbertScoring, MaxSimDirection, ModelSpec, ModelType, Similarity, SpecialTokenSides, SplitRatios};
 
 const TOL: f32 = 1e-4;
 
@@ -98,22 +98,27 @@ fn check_scoring(model_type: ModelType, similarity: Similarity, colbert_scoring:
     let labels: Vec<String> =
         ["Finance", "Microelectronics", "travel", "banking", "pto request", "weather"].map(String::from).to_vec();
     let tch_scores = score_texts_labels(&ckpt.model, &ckpt.tokenizer, &texts, &labels, 4).unwrap();
-    let ort_scores = clf.classify(&texts, &labels).unwrap();
+    let ort_scores = clf.scores(&texts, &labels).unwrap();
     let worst = max_abs_diff(&tch_scores.concat(), &ort_scores.concat());
     // ColBERT and cosine scores are scaled by their score scale (10, 20): compare relative to it.
-    let tol = if model_type == ModelType::Colbert { TOL * 10.0 } else if similarity == Similarity::Cosine { TOL * 20.0 } else { TOL };
+    let tol = if model_type == ModelType::Colbert {
+        TOL * 10.0
+    } else if similarity == Similarity::Cosine {
+        TOL * 20.0
+    } else {
+        TOL
+    };
     assert!(worst <= tol, "{model_type} {colbert_scoring:?}: score max abs diff {worst} > {tol}");
     let six_label_scores = ort_scores;
 
     // 3. the same evaluation through both stacks: top-1 within 0.005
-    let samples: Vec<_> = load_samples(&workspace_root().join("data/clinc150_unseen.json")).unwrap().into_iter().step_by(9).collect();
+    let samples: Vec<_> =
+        load_samples(&workspace_root().join("data/clinc150_unseen.json")).unwrap().into_iter().step_by(9).collect();
     let eval_labels = unique_labels(&samples);
     let tch_eval = evaluate(&ckpt.model, &ckpt.tokenizer, &samples, &eval_labels, "all", 32).unwrap();
-    let ort_scores = clf.classify(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &eval_labels).unwrap();
-    let gold: Vec<Vec<usize>> = samples
-        .iter()
-        .map(|s| s.labels.iter().map(|l| eval_labels.iter().position(|x| x == l).unwrap()).collect())
-        .collect();
+    let ort_scores = clf.scores(&samples.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), &eval_labels).unwrap();
+    let gold: Vec<Vec<usize>> =
+        samples.iter().map(|s| s.labels.iter().map(|l| eval_labels.iter().position(|x| x == l).unwrap()).collect()).collect();
     let (ort_top1, ort_at_k) = zsc_core::metrics::accuracy(&ort_scores, &gold);
     let d = (ort_top1 - tch_eval.report.top1_accuracy).abs();
     assert!(d <= 0.005, "{model_type}: top-1 tch {} vs onnx {ort_top1}", tch_eval.report.top1_accuracy);
@@ -153,7 +158,10 @@ fn colbert_tch_and_onnx_agree_in_every_direction() {
         let scores = check_scoring(ModelType::Colbert, Similarity::Dot, ColbertScoring { maxsim, special_tokens });
         // the setting reaches both stacks: every scoring gives other scores than the others
         for other in &seen {
-            assert!(scores.concat().iter().zip(other.concat()).any(|(a, b)| (a - b).abs() > 1e-3), "{maxsim:?} {special_tokens:?}");
+            assert!(
+                scores.concat().iter().zip(other.concat()).any(|(a, b)| (a - b).abs() > 1e-3),
+                "{maxsim:?} {special_tokens:?}"
+            );
         }
         seen.push(scores);
     }

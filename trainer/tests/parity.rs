@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use tch::{Device, Tensor};
-use zsc_trainer::models::{mean_pool, BatchTensors};
-use zsc_trainer::{EncoderConfig, ZscModel};
-use zsc_testkit::fixtures::{base_model_dir, workspace_root};
 use zsc_core::tokenize::TextTokenizer;
 use zsc_core::{ModelSpec, ModelType};
+use zsc_testkit::fixtures::{base_model_dir, workspace_root};
+use zsc_trainer::models::{mean_pool, BatchTensors};
+use zsc_trainer::{EncoderConfig, ZscModel};
 
 fn reference() -> (Vec<String>, BTreeMap<String, Tensor>) {
     let dir = workspace_root().join("../shared/reference");

@@ -21,9 +21,8 @@ fn config_yml_resolves_for_every_architecture() {
     for model_type in [ModelType::BiEncoder, ModelType::PolyEncoder, ModelType::Colbert] {
         let mut c = cfg.clone();
         c.model_type = model_type;
-        let resolved = c
-            .with_architecture_defaults(&Default::default())
-            .unwrap_or_else(|e| panic!("config.yml for {model_type}: {e}"));
+        let resolved =
+            c.with_architecture_defaults(&Default::default()).unwrap_or_else(|e| panic!("config.yml for {model_type}: {e}"));
         assert!(resolved.per_architecture.is_empty());
         assert!(repo().join(&resolved.data).is_file(), "{}: no such data file", resolved.data.display());
     }

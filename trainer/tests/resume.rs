@@ -2,10 +2,10 @@
 //! process-global, so concurrent tests in one process would interleave their dropout draws.
 
 use tch::Device;
+use zsc_core::ModelType;
 use zsc_trainer::checkpoint::Checkpoint;
 use zsc_trainer::train::read_metrics;
 use zsc_trainer::{train, TrainOptions};
-use zsc_core::ModelType;
 
 mod common;
 use common::setup;
@@ -33,4 +33,3 @@ fn seeded_runs_repeat_and_resume_is_exact() {
     let metrics = read_metrics(&cfg.output_dir.join("interrupted/metrics.jsonl"));
     assert_eq!(metrics.iter().map(|m| m.step).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
 }
-

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use tch::Device;
-use zsc_trainer::checkpoint::Checkpoint;
-use zsc_trainer::train::{read_metrics, MetricsRecord};
-use zsc_trainer::{train, TrainOptions};
-use zsc_testkit::fixtures::TinyBert;
 use zsc_core::manifest::{checkpoint_files, tensor_names};
 use zsc_core::metrics::EvalReport;
 use zsc_core::ModelType;
+use zsc_testkit::fixtures::TinyBert;
+use zsc_trainer::checkpoint::Checkpoint;
 use zsc_trainer::config::TrainConfig;
+use zsc_trainer::train::{read_metrics, MetricsRecord};
+use zsc_trainer::{train, TrainOptions};
 
 mod common;
 use common::{mean, setup, write_unseen_probe};
@@ -68,7 +68,8 @@ fn check_architecture(model_type: ModelType) {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
-    let mut want: Vec<String> = zsc_testkit::fixtures::bert_weight_shapes(30522, &TinyBert::default()).into_iter().map(|x| x.0).collect();
+    let mut want: Vec<String> =
+        zsc_testkit::fixtures::bert_weight_shapes(30522, &TinyBert::default()).into_iter().map(|x| x.0).collect();
     match model_type {
         ModelType::BiEncoder => {}
         ModelType::PolyEncoder => want.push(tensor_names::POLY_CODES.into()),
@@ -175,7 +176,8 @@ fn cli_train_flags_override_config_and_leftover_temp_dirs_are_tolerated() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ckpt"));
     // a missing config: the OS cause is said once, not once per layer of context
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer")).args(["train", "--config", "/nonexistent/config.yml"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_trainer")).args(["train", "--config", "/nonexistent/config.yml"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("/nonexistent/config.yml"), "{stderr}");
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
@@ -197,7 +199,9 @@ fn freeze_layers_keeps_embeddings_and_lowest_layers_fixed() {
     train(&s.cfg, &TrainOptions::default()).unwrap();
     let base = s.root.join("tiny-bert/model.safetensors");
     let trained = s.cfg.output_dir.join("frozen/last").join(checkpoint_files::WEIGHTS);
-    for name in ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight"] {
+    for name in
+        ["embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight"]
+    {
         assert_eq!(tensor_bytes(&base, name), tensor_bytes(&trained, name), "{name} must stay frozen");
     }
     let name = "encoder.layer.1.attention.self.query.weight";
@@ -339,7 +343,9 @@ fn batches_come_from_one_source_and_the_probe_reports_every_held_out_task() {
     for v in samples.iter_mut() {
         v["source"] = "topics".into();
     }
-    for (mood, words) in [("happy", ["glad", "joy", "smile"]), ("sad", ["tears", "gloom", "cry"]), ("angry", ["rage", "furious", "mad"])] {
+    for (mood, words) in
+        [("happy", ["glad", "joy", "smile"]), ("sad", ["tears", "gloom", "cry"]), ("angry", ["rage", "furious", "mad"])]
+    {
         for w in words {
             for frame in ["i feel {} today", "so much {}", "{} all day long"] {
                 samples.push(serde_json::json!({"text": frame.replace("{}", w), "labels": [mood], "source": "moods"}));
@@ -352,15 +358,21 @@ fn batches_come_from_one_source_and_the_probe_reports_every_held_out_task() {
         std::fs::write(&p, rows.to_string()).unwrap();
         p
     };
-    let a = task("task_a", serde_json::json!([
-        {"text": "bring an umbrella, rain later", "labels": ["umbrella"]},
-        {"text": "play the guitar song again", "labels": ["replay"]},
-    ]));
-    let b = task("task_b", serde_json::json!([
-        {"text": "move money to my deposit account", "labels": ["wire"]},
-        {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
-        {"text": "who scored the goal in the match", "labels": ["results"]},
-    ]));
+    let a = task(
+        "task_a",
+        serde_json::json!([
+            {"text": "bring an umbrella, rain later", "labels": ["umbrella"]},
+            {"text": "play the guitar song again", "labels": ["replay"]},
+        ]),
+    );
+    let b = task(
+        "task_b",
+        serde_json::json!([
+            {"text": "move money to my deposit account", "labels": ["wire"]},
+            {"text": "the oven is hot, bake the pasta", "labels": ["kitchen"]},
+            {"text": "who scored the goal in the match", "labels": ["results"]},
+        ]),
+    );
     s.cfg.probe_data = vec![a, b];
     s.cfg.source_sampling_alpha = 0.0;
     s.cfg.max_steps = 30;
@@ -436,7 +448,15 @@ fn training_ends_with_calibrated_checkpoints() {
 /// anchor term itself, `zsc_trainer::anchor::anchor_term`).
 fn drift_from_base(run: &Path, base: &Path) -> f64 {
     let ckpt = Checkpoint::load(&run.join("last"), Device::Cpu).unwrap();
-    let texts = ckpt.tokenizer.encode_batch(&["tell me about the rain", "i need help with my loan now", "what about pasta today", "songs to play while i bake"]).unwrap();
+    let texts = ckpt
+        .tokenizer
+        .encode_batch(&[
+            "tell me about the rain",
+            "i need help with my loan now",
+            "what about pasta today",
+            "songs to play while i bake",
+        ])
+        .unwrap();
     let labels = ckpt.tokenizer.encode_batch(&["weather", "banking", "cooking", "music"]).unwrap();
     let logits = ckpt.model.score_matrix(&texts, &labels, false).unwrap();
     let anchor = zsc_trainer::anchor::Anchor::base(base, zsc_core::Pooling::Mean, Device::Cpu, 1.0).unwrap();
@@ -451,7 +471,8 @@ fn drift_from_base(run: &Path, base: &Path) -> f64 {
 fn write_random_teacher(data: &Path, stem: &Path) -> (Vec<String>, Vec<String>) {
     let samples: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(data).unwrap()).unwrap();
     let mut texts: Vec<String> = samples.iter().map(|s| s["text"].as_str().unwrap().to_string()).collect();
-    let mut labels: Vec<String> = samples.iter().flat_map(|s| s["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string())).collect();
+    let mut labels: Vec<String> =
+        samples.iter().flat_map(|s| s["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string())).collect();
     for v in [&mut texts, &mut labels] {
         v.sort();
         v.dedup();
@@ -462,7 +483,8 @@ fn write_random_teacher(data: &Path, stem: &Path) -> (Vec<String>, Vec<String>) 
         (&t / t.norm_scalaropt_dim(2.0, [1], true)).to_kind(tch::Kind::Half)
     };
     let (t, l) = (unit(texts.len()), unit(labels.len()));
-    tch::Tensor::write_safetensors(&[("text_embeddings", &t), ("label_embeddings", &l)], stem.with_extension("safetensors")).unwrap();
+    tch::Tensor::write_safetensors(&[("text_embeddings", &t), ("label_embeddings", &l)], stem.with_extension("safetensors"))
+        .unwrap();
     std::fs::write(stem.with_extension("json"), serde_json::json!({"texts": texts, "labels": labels}).to_string()).unwrap();
     (texts, labels)
 }
@@ -481,8 +503,12 @@ fn a_teacher_anchor_pulls_the_scores_towards_the_teacher() {
         train(&s.cfg, &TrainOptions::default()).unwrap();
         // the trained model's in-batch distributions against the teacher's, on 6 training texts
         let ckpt = Checkpoint::load(&s.cfg.output_dir.join(name).join("last"), Device::Cpu).unwrap();
-        let (t, l): (Vec<&str>, Vec<&str>) = (texts.iter().take(6).map(String::as_str).collect(), labels.iter().take(6).map(String::as_str).collect());
-        let logits = ckpt.model.score_matrix(&ckpt.tokenizer.encode_batch(&t).unwrap(), &ckpt.tokenizer.encode_batch(&l).unwrap(), false).unwrap();
+        let (t, l): (Vec<&str>, Vec<&str>) =
+            (texts.iter().take(6).map(String::as_str).collect(), labels.iter().take(6).map(String::as_str).collect());
+        let logits = ckpt
+            .model
+            .score_matrix(&ckpt.tokenizer.encode_batch(&t).unwrap(), &ckpt.tokenizer.encode_batch(&l).unwrap(), false)
+            .unwrap();
         let table = zsc_trainer::anchor::TeacherTable::load(&stem, Device::Cpu).unwrap();
         let none = tch::Tensor::zeros([6, 6], (tch::Kind::Bool, Device::Cpu));
         distance.push(zsc_trainer::anchor::anchor_term(&logits, &table.logits(&t, &l).unwrap(), &none).double_value(&[]));

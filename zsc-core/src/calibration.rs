@@ -48,7 +48,9 @@ pub enum CalibrationError {
     Shape(String),
     #[error("every (text, label) pair is {0}: a bias cannot be fitted")]
     OneClass(&'static str),
-    #[error("gold labels do not score higher than the others (fitted slope {slope:.3e}): the scores carry no signal to calibrate")]
+    #[error(
+        "gold labels do not score higher than the others (fitted slope {slope:.3e}): the scores carry no signal to calibrate"
+    )]
     NoSignal { slope: f64 },
     #[error("non-finite score at text {text}, label {label}")]
     NonFinite { text: usize, label: usize },
@@ -242,7 +244,11 @@ impl<'a> Top1<'a> {
                 // p_top = 1 / sum_j exp((s_j - s_top) / T), every term <= 1
                 let z: f64 = row.iter().map(|&s| ((s as f64 - s_top) / temperature).exp()).sum();
                 let p = (1.0 / z).clamp(1e-12, 1.0 - 1e-12);
-                if correct { -p.ln() } else { -(1.0 - p).ln() }
+                if correct {
+                    -p.ln()
+                } else {
+                    -(1.0 - p).ln()
+                }
             })
             .sum();
         total / self.rows.len() as f64
@@ -257,12 +263,7 @@ pub fn minimise_over_temperature(f: impl Fn(f64) -> f64) -> f64 {
     const GRID: usize = 80;
     let step = (hi - lo) / GRID as f64;
     let values: Vec<f64> = (0..=GRID).map(|k| f(lo + k as f64 * step)).collect();
-    let best = values
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(k, _)| k)
-        .unwrap_or(GRID / 2);
+    let best = values.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k).unwrap_or(GRID / 2);
     let a = lo + best.saturating_sub(1) as f64 * step;
     let b = lo + (best + 1).min(GRID) as f64 * step;
     golden_section(f, a, b, 1e-7).exp()
@@ -306,7 +307,11 @@ pub fn softmax_nll(scores: &[Vec<f32>], gold: &[Vec<usize>], temperature: f64) -
         total += all - gold_mass;
         n += 1;
     }
-    if n == 0 { 0.0 } else { total / n as f64 }
+    if n == 0 {
+        0.0
+    } else {
+        total / n as f64
+    }
 }
 
 fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
@@ -406,7 +411,11 @@ pub fn fit_sigmoid(scores: &[Vec<f32>], gold: &[Vec<usize>]) -> Result<(f64, f64
 }
 
 fn softplus(z: f64) -> f64 {
-    if z > 0.0 { z + (-z).exp().ln_1p() } else { z.exp().ln_1p() }
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
 }
 
 /// `1 / (1 + e^-x)` without overflow.
@@ -584,8 +593,7 @@ mod tests {
         let mut gold = Vec::new();
         for _ in 0..3000 {
             let row: Vec<f32> = (0..5).map(|_| (uniform(&mut rng) * 30.0 - 5.0) as f32).collect();
-            let g: Vec<usize> =
-                (0..5).filter(|&j| uniform(&mut rng) < sigmoid_f64(row[j] as f64 / t_true + b_true)).collect();
+            let g: Vec<usize> = (0..5).filter(|&j| uniform(&mut rng) < sigmoid_f64(row[j] as f64 / t_true + b_true)).collect();
             scores.push(row);
             gold.push(g);
         }
@@ -663,7 +671,11 @@ mod tests {
         assert!((c.multi_label(2.0) as f64 - sigmoid_f64(0.0)).abs() < 1e-7);
         let bad = Calibration { temperature: 0.0, ..c };
         assert!(bad.validate().unwrap_err().to_string().contains("calibration.temperature"));
-        std::fs::write(d.path().join(CHECKPOINT_CALIBRATION_FILE), r#"{"temperature": -1, "multi_label_temperature": 1, "multi_label_bias": 0}"#).unwrap();
+        std::fs::write(
+            d.path().join(CHECKPOINT_CALIBRATION_FILE),
+            r#"{"temperature": -1, "multi_label_temperature": 1, "multi_label_bias": 0}"#,
+        )
+        .unwrap();
         assert!(Calibration::load_from_checkpoint(d.path()).unwrap_err().to_string().contains("temperature"));
     }
 }

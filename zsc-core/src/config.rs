@@ -141,9 +141,7 @@ impl std::str::FromStr for ModelType {
             "colbert" => Ok(ModelType::Colbert),
             other => Err(CoreError::Config {
                 field: "model_type".into(),
-                message: format!(
-                    "unknown model type `{other}`, expected one of bi_encoder, poly_encoder, colbert"
-                ),
+                message: format!("unknown model type `{other}`, expected one of bi_encoder, poly_encoder, colbert"),
             }),
         }
     }
@@ -176,10 +174,7 @@ impl SplitRatios {
         }
         let sum = self.train + self.val + self.test;
         if (sum - 1.0).abs() > 1e-6 {
-            return Err(CoreError::Config {
-                field: "split".into(),
-                message: format!("train + val + test must be 1, got {sum}"),
-            });
+            return Err(CoreError::Config { field: "split".into(), message: format!("train + val + test must be 1, got {sum}") });
         }
         Ok(())
     }

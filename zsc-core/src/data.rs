@@ -66,9 +66,8 @@ pub fn parse_samples(text: &str, path: &Path) -> Result<(Vec<Sample>, usize)> {
     let data_err = |message: String| CoreError::Data { path: path.to_path_buf(), message };
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|source| CoreError::Json { path: path.to_path_buf(), source })?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| data_err("expected a JSON list of {\"text\": ..., \"labels\": [...]} objects".into()))?;
+    let items =
+        value.as_array().ok_or_else(|| data_err("expected a JSON list of {\"text\": ..., \"labels\": [...]} objects".into()))?;
     if items.is_empty() {
         return Err(data_err("the data file holds no samples".into()));
     }
@@ -95,9 +94,7 @@ pub fn parse_samples(text: &str, path: &Path) -> Result<(Vec<Sample>, usize)> {
         }
         let mut out_labels: Vec<String> = Vec::with_capacity(labels.len());
         for l in labels {
-            let l = l
-                .as_str()
-                .ok_or_else(|| data_err(format!("sample {i}: every label must be a string, got {l}")))?;
+            let l = l.as_str().ok_or_else(|| data_err(format!("sample {i}: every label must be a string, got {l}")))?;
             if l.trim().is_empty() {
                 return Err(data_err(format!("sample {i}: empty label")));
             }
@@ -195,10 +192,7 @@ pub struct Pair {
 
 /// Each sample with n labels gives n (text, label) pairs.
 pub fn expand_pairs(samples: &[Sample]) -> Vec<Pair> {
-    samples
-        .iter()
-        .flat_map(|s| s.labels.iter().map(move |l| Pair { text: s.text.clone(), label: l.clone() }))
-        .collect()
+    samples.iter().flat_map(|s| s.labels.iter().map(move |l| Pair { text: s.text.clone(), label: l.clone() })).collect()
 }
 
 #[cfg(test)]

@@ -158,7 +158,8 @@ impl EncoderConfig {
         let model_type = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v.get("model_type").and_then(|t| t.as_str()).map(str::to_string));
-        Family::from_model_type(model_type.as_deref()).map_err(|message| CoreError::Data { path: path.to_path_buf(), message })?;
+        Family::from_model_type(model_type.as_deref())
+            .map_err(|message| CoreError::Data { path: path.to_path_buf(), message })?;
         let cfg: EncoderConfig =
             serde_json::from_str(&text).map_err(|source| CoreError::Json { path: path.to_path_buf(), source })?;
         cfg.validate().map_err(|message| CoreError::Data { path: path.to_path_buf(), message })?;
@@ -226,7 +227,10 @@ impl EncoderConfig {
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(format!("layer_norm_eps {} must be a positive number", self.layer_norm_eps));
         }
-        for (field, p) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{field} {p} must be in [0, 1)"));
             }
@@ -302,7 +306,13 @@ impl EncoderConfig {
                 let (q, k, val, o, attn_norm) = if mpnet {
                     ("attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm")
                 } else {
-                    ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm")
+                    (
+                        "attention.self.query",
+                        "attention.self.key",
+                        "attention.self.value",
+                        "attention.output.dense",
+                        "attention.output.LayerNorm",
+                    )
                 };
                 for l in 0..self.num_hidden_layers {
                     let p = format!("encoder.layer.{l}");
@@ -315,7 +325,10 @@ impl EncoderConfig {
                     norm(&mut push, &format!("{p}.output.LayerNorm"), true);
                 }
                 if mpnet {
-                    push("encoder.relative_attention_bias.weight".into(), vec![self.relative_attention_num_buckets, self.num_attention_heads]);
+                    push(
+                        "encoder.relative_attention_bias.weight".into(),
+                        vec![self.relative_attention_num_buckets, self.num_attention_heads],
+                    );
                 }
             }
             Family::ModernBert => {
@@ -350,7 +363,10 @@ impl EncoderConfig {
     pub fn hf_key(&self, name: &str) -> Option<String> {
         let name = self.family().key_prefixes().iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
         let skipped = ["pooler.", "cls.", "lm_head.", "head.", "decoder.", "classifier."];
-        if skipped.iter().any(|p| name.starts_with(p)) || name.starts_with("embeddings.position_ids") || name == "embeddings.token_type_ids" {
+        if skipped.iter().any(|p| name.starts_with(p))
+            || name.starts_with("embeddings.position_ids")
+            || name == "embeddings.token_type_ids"
+        {
             return None;
         }
         let name = if let Some(stem) = name.strip_suffix(".gamma") {
@@ -401,7 +417,8 @@ mod tests {
         p
     }
 
-    const BASE: &str = r#""vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16"#;
+    const BASE: &str =
+        r#""vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16"#;
 
     #[test]
     fn defaults_and_errors_name_the_field() {
@@ -431,7 +448,10 @@ mod tests {
         // deberta-v2 configs lack nothing this struct needs, and still are refused by name
         let e = EncoderConfig::load(&write(d.path(), &format!(r#"{{{BASE}, "model_type": "deberta-v2"}}"#))).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("`deberta-v2`") && msg.contains("mpnet") && msg.contains("modernbert") && !msg.contains('\n'), "{msg}");
+        assert!(
+            msg.contains("`deberta-v2`") && msg.contains("mpnet") && msg.contains("modernbert") && !msg.contains('\n'),
+            "{msg}"
+        );
         // a family is named before any field it would lack is complained about
         let e = EncoderConfig::load(&write(d.path(), r#"{"model_type": "t5", "d_model": 8}"#)).unwrap_err();
         assert!(e.to_string().contains("`t5`"), "{e}");
@@ -441,9 +461,13 @@ mod tests {
     fn families_have_their_hugging_face_names() {
         let d = tempfile::tempdir().unwrap();
         let load = |extra: &str| EncoderConfig::load(&write(d.path(), &format!("{{{BASE}, {extra}}}"))).unwrap();
-        let xlmr = load(r#""model_type": "xlm-roberta", "pad_token_id": 1, "type_vocab_size": 1, "max_position_embeddings": 514"#);
+        let xlmr =
+            load(r#""model_type": "xlm-roberta", "pad_token_id": 1, "type_vocab_size": 1, "max_position_embeddings": 514"#);
         assert_eq!((xlmr.family(), xlmr.position_offset(), xlmr.max_tokens()), (Family::Roberta, 2, 512));
-        assert_eq!(xlmr.hf_key("roberta.encoder.layer.0.attention.self.query.weight").as_deref(), Some("encoder.layer.0.attention.self.query.weight"));
+        assert_eq!(
+            xlmr.hf_key("roberta.encoder.layer.0.attention.self.query.weight").as_deref(),
+            Some("encoder.layer.0.attention.self.query.weight")
+        );
         let mpnet = load(r#""model_type": "mpnet", "pad_token_id": 1"#);
         let names = mpnet.weight_names();
         assert!(names.contains(&"encoder.layer.1.attention.attn.o.bias".to_string()));
@@ -453,17 +477,27 @@ mod tests {
         let modern = load(r#""model_type": "modernbert", "hidden_activation": "gelu", "norm_eps": 1e-5"#);
         let names = modern.weight_names();
         assert_eq!(modern.layer_norm_eps, 1e-5);
-        assert!(!names.contains(&"layers.0.attn_norm.weight".to_string()) && names.contains(&"layers.1.attn_norm.weight".to_string()));
+        assert!(
+            !names.contains(&"layers.0.attn_norm.weight".to_string()) && names.contains(&"layers.1.attn_norm.weight".to_string())
+        );
         assert!(!names.iter().any(|n| n.ends_with(".bias")), "{names:?}");
         assert_eq!(modern.hf_key("model.layers.0.attn.Wqkv.weight").as_deref(), Some("layers.0.attn.Wqkv.weight"));
         assert!(modern.is_global_layer(0) && !modern.is_global_layer(1));
         assert_eq!((modern.rope_theta(true), modern.rope_theta(false)), (160_000.0, 10_000.0));
         // transformers 5 writes layer types and rope parameters instead
-        let v5 = load(r#""model_type": "modernbert", "layer_types": ["sliding_attention", "full_attention"],
-            "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5.0}, "sliding_attention": {"rope_type": "default", "rope_theta": 7.0}}"#);
+        let v5 = load(
+            r#""model_type": "modernbert", "layer_types": ["sliding_attention", "full_attention"],
+            "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5.0}, "sliding_attention": {"rope_type": "default", "rope_theta": 7.0}}"#,
+        );
         assert!(!v5.is_global_layer(0) && v5.is_global_layer(1));
         assert_eq!((v5.rope_theta(true), v5.rope_theta(false)), (5.0, 7.0));
-        let e = EncoderConfig::load(&write(d.path(), &format!(r#"{{{BASE}, "model_type": "modernbert", "rope_parameters": {{"full_attention": {{"rope_type": "yarn"}}}}}}"#))).unwrap_err();
+        let e = EncoderConfig::load(&write(
+            d.path(),
+            &format!(
+                r#"{{{BASE}, "model_type": "modernbert", "rope_parameters": {{"full_attention": {{"rope_type": "yarn"}}}}}}"#
+            ),
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("yarn"), "{e}");
     }
 

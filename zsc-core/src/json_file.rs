@@ -30,4 +30,3 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
 }
-

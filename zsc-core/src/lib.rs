@@ -9,13 +9,14 @@ pub mod config;
 pub mod data;
 pub mod encoder_config;
 pub mod error;
+pub mod eval_protocol;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod json_file;
 #[cfg(feature = "logging")]
 pub mod logging;
-pub mod json_file;
 pub mod manifest;
 pub mod metrics;
 pub mod rng;
@@ -23,11 +24,11 @@ pub mod sentence_transformers;
 pub mod targets;
 pub mod tokenize;
 
-pub use encoder_config::{EncoderConfig, Family};
-pub use sentence_transformers::{Pooling, SentenceEmbedding, SentenceTransformerFolder};
 pub use calibration::Calibration;
 pub use config::{ColbertScoring, MaxSimDirection, ModelType, Similarity, SpecialTokenSides, SplitRatios};
 pub use data::{Sample, Split};
+pub use encoder_config::{EncoderConfig, Family};
 pub use error::{CoreError, Result};
 pub use manifest::{BundleManifest, CheckpointInfo, ModelSpec, Quantization};
 pub use metrics::EvalReport;
+pub use sentence_transformers::{Pooling, SentenceEmbedding, SentenceTransformerFolder};

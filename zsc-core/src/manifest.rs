@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ColbertScoring, ModelType, Similarity, SplitRatios};
-pub use crate::json_file::{read_json, write_atomic, write_json_atomic};
 use crate::error::{CoreError, Result};
+pub use crate::json_file::{read_json, write_atomic, write_json_atomic};
 use crate::sentence_transformers::SentenceEmbedding;
 
 /// Checkpoint folder files (`<output_dir>/<run_name>/{best,last}/`).
@@ -109,10 +109,13 @@ impl ModelSpec {
             ModelType::PolyEncoder if self.n_code_vectors.unwrap_or(0) == 0 => {
                 bad("n_code_vectors", "a poly_encoder needs n_code_vectors >= 1")
             }
-            ModelType::Colbert if self.colbert_dim.unwrap_or(0) == 0 => bad("colbert_dim", "a colbert model needs colbert_dim >= 1"),
-            ModelType::Colbert if self.similarity != Similarity::Dot => {
-                bad("similarity", "colbert scores by MaxSim (already cosine-based); similarity applies to bi_encoder and poly_encoder")
+            ModelType::Colbert if self.colbert_dim.unwrap_or(0) == 0 => {
+                bad("colbert_dim", "a colbert model needs colbert_dim >= 1")
             }
+            ModelType::Colbert if self.similarity != Similarity::Dot => bad(
+                "similarity",
+                "colbert scores by MaxSim (already cosine-based); similarity applies to bi_encoder and poly_encoder",
+            ),
             ModelType::BiEncoder | ModelType::PolyEncoder if !self.colbert_scoring.is_default() => {
                 bad("colbert_scoring", "applies to colbert models only")
             }

@@ -68,7 +68,11 @@ pub fn f1_at_threshold(scores: &[Vec<f32>], gold: &[Vec<usize>], n_labels: usize
     }
     let f1 = |tp: usize, fp: usize, fn_: usize| {
         let d = 2 * tp + fp + fn_;
-        if d == 0 { 0.0 } else { 2.0 * tp as f64 / d as f64 }
+        if d == 0 {
+            0.0
+        } else {
+            2.0 * tp as f64 / d as f64
+        }
     };
     let micro = f1(tp.iter().sum(), fp.iter().sum(), fn_.iter().sum());
     let present: Vec<usize> = (0..n_labels).filter(|&j| tp[j] + fn_[j] > 0).collect();

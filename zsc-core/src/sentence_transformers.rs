@@ -190,7 +190,10 @@ fn pooling_of(path: &Path) -> Result<Pooling> {
                 "max" => Ok(Pooling::Max),
                 "lasttoken" => Ok(Pooling::LastToken),
                 "mean_sqrt_len_tokens" => Ok(Pooling::MeanSqrtLenTokens),
-                other => Err(data_err(path, format!("pooling mode `{other}` is not supported (mean, cls, max, lasttoken, mean_sqrt_len_tokens)"))),
+                other => Err(data_err(
+                    path,
+                    format!("pooling mode `{other}` is not supported (mean, cls, max, lasttoken, mean_sqrt_len_tokens)"),
+                )),
             },
             _ => Err(data_err(path, format!("pooling_mode {mode}: exactly one mode is supported"))),
         };
@@ -206,7 +209,10 @@ fn pooling_of(path: &Path) -> Result<Pooling> {
     let on: Vec<_> = modes.iter().filter(|m| m.0).collect();
     match on.as_slice() {
         [(_, Some(mode), _)] => Ok(*mode),
-        [(_, None, name)] => Err(data_err(path, format!("pooling mode `{name}` is not supported (mean, cls, max, lasttoken, mean_sqrt_len_tokens)"))),
+        [(_, None, name)] => Err(data_err(
+            path,
+            format!("pooling mode `{name}` is not supported (mean, cls, max, lasttoken, mean_sqrt_len_tokens)"),
+        )),
         // sentence-transformers takes no mode at all as mean
         [] => Ok(Pooling::Mean),
         several => {
@@ -250,7 +256,8 @@ impl SentenceTransformerFolder {
             let tok = dir.join("tokenizer_config.json");
             if out.max_seq_length.is_none() && tok.is_file() {
                 // tokenizers without a limit write a huge sentinel (1e30): not a length
-                out.max_seq_length = read_json::<TokenizerConfigFile>(&tok)?.model_max_length.filter(|&n| n < 1e9).map(|n| n as usize);
+                out.max_seq_length =
+                    read_json::<TokenizerConfigFile>(&tok)?.model_max_length.filter(|&n| n < 1e9).map(|n| n as usize);
             }
         }
         let st = dir.join("config_sentence_transformers.json");
@@ -264,7 +271,9 @@ impl SentenceTransformerFolder {
             out.prompts = c.prompts;
             out.default_prompt_name = c.default_prompt_name.filter(|n| !n.is_empty());
             if let Some(name) = &out.default_prompt_name {
-                let prompt = out.prompt(name).ok_or_else(|| data_err(&st, format!("default_prompt_name `{name}` is not among the prompts")))?;
+                let prompt = out
+                    .prompt(name)
+                    .ok_or_else(|| data_err(&st, format!("default_prompt_name `{name}` is not among the prompts")))?;
                 out.embedding.text_prompt = prompt.clone();
                 out.embedding.label_prompt = prompt;
             }
@@ -326,9 +335,15 @@ mod tests {
     fn modules_pooling_prompts_and_length_are_read() {
         let d = folder(&[
             ("modules.json", MODULES),
-            ("1_Pooling/config.json", r#"{"word_embedding_dimension": 8, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#),
+            (
+                "1_Pooling/config.json",
+                r#"{"word_embedding_dimension": 8, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+            ),
             ("sentence_bert_config.json", r#"{"max_seq_length": 256, "do_lower_case": false}"#),
-            ("config_sentence_transformers.json", r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query", "similarity_fn_name": "dot"}"#),
+            (
+                "config_sentence_transformers.json",
+                r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query", "similarity_fn_name": "dot"}"#,
+            ),
         ]);
         let f = SentenceTransformerFolder::read(d.path()).unwrap();
         assert_eq!(f.embedding.pooling, Pooling::Cls);
@@ -374,7 +389,10 @@ mod tests {
             ("1_Pooling/config.json", r#"{"embedding_dimension": 64, "pooling_mode": "lasttoken", "include_prompt": true}"#),
             ("sentence_bert_config.json", r#"{"transformer_task": "feature-extraction"}"#),
             ("tokenizer_config.json", r#"{"model_max_length": 48}"#),
-            ("config_sentence_transformers.json", r#"{"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": null, "similarity_fn_name": "cosine"}"#),
+            (
+                "config_sentence_transformers.json",
+                r#"{"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": null, "similarity_fn_name": "cosine"}"#,
+            ),
         ]);
         let f = SentenceTransformerFolder::read(d.path()).unwrap();
         assert_eq!((f.embedding.pooling, f.embedding.normalize, f.max_seq_length), (Pooling::LastToken, true, Some(48)));

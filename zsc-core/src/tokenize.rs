@@ -84,9 +84,7 @@ impl TextTokenizer {
         padding.strategy = PaddingStrategy::BatchLongest;
         padding.pad_to_multiple_of = None;
         inner.with_padding(Some(padding));
-        inner
-            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
-            .map_err(|e| terr(e.to_string()))?;
+        inner.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(|e| terr(e.to_string()))?;
         Ok(TextTokenizer { inner, max_length, path: path.to_path_buf() })
     }
 
@@ -159,7 +157,13 @@ mod tests {
 
     #[test]
     fn padding_to_a_fixed_length_keeps_rows_and_masks_the_rest() {
-        let b = TokenBatch { input_ids: vec![1, 2, 3, 4, 0, 0], attention_mask: vec![1, 1, 1, 1, 0, 0], token_type_ids: vec![0; 6], batch: 2, seq: 3 };
+        let b = TokenBatch {
+            input_ids: vec![1, 2, 3, 4, 0, 0],
+            attention_mask: vec![1, 1, 1, 1, 0, 0],
+            token_type_ids: vec![0; 6],
+            batch: 2,
+            seq: 3,
+        };
         let p = b.padded_to(5, 9);
         assert_eq!((p.batch, p.seq), (2, 5));
         assert_eq!(p.input_ids, vec![1, 2, 3, 9, 9, 4, 0, 0, 9, 9]);

@@ -31,8 +31,13 @@ const BERT_NAMES: AttentionNames = AttentionNames {
     o: "attention.output.dense",
     norm: "attention.output.LayerNorm",
 };
-const MPNET_NAMES: AttentionNames =
-    AttentionNames { q: "attention.attn.q", k: "attention.attn.k", v: "attention.attn.v", o: "attention.attn.o", norm: "attention.LayerNorm" };
+const MPNET_NAMES: AttentionNames = AttentionNames {
+    q: "attention.attn.q",
+    k: "attention.attn.k",
+    v: "attention.attn.v",
+    o: "attention.attn.o",
+    norm: "attention.LayerNorm",
+};
 
 /// The encoder's last hidden state `[batch, sequence, hidden]`.
 pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) -> Result<String, ExportError> {
@@ -75,17 +80,37 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         let k = g.linear(w, &format!("{p}.{}", names.k), &format!("{n}/attention/self/key"), &x, h, h)?;
         let v = g.linear(w, &format!("{p}.{}", names.v), &format!("{n}/attention/self/value"), &x, h, h)?;
         let q = g.op("Reshape", &format!("{n}/attention/self/Reshape_q"), &[&q, &heads_shape], vec![]);
-        let q = g.op("Transpose", &format!("{n}/attention/self/Transpose_q"), &[&q], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
+        let q = g.op(
+            "Transpose",
+            &format!("{n}/attention/self/Transpose_q"),
+            &[&q],
+            vec![AttributeProto::ints("perm", &[0, 2, 1, 3])],
+        );
         let k = g.op("Reshape", &format!("{n}/attention/self/Reshape_k"), &[&k, &heads_shape], vec![]);
-        let k = g.op("Transpose", &format!("{n}/attention/self/Transpose_k"), &[&k], vec![AttributeProto::ints("perm", &[0, 2, 3, 1])]);
+        let k = g.op(
+            "Transpose",
+            &format!("{n}/attention/self/Transpose_k"),
+            &[&k],
+            vec![AttributeProto::ints("perm", &[0, 2, 3, 1])],
+        );
         let v = g.op("Reshape", &format!("{n}/attention/self/Reshape_v"), &[&v, &heads_shape], vec![]);
-        let v = g.op("Transpose", &format!("{n}/attention/self/Transpose_v"), &[&v], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
+        let v = g.op(
+            "Transpose",
+            &format!("{n}/attention/self/Transpose_v"),
+            &[&v],
+            vec![AttributeProto::ints("perm", &[0, 2, 1, 3])],
+        );
         let scores = g.op("MatMul", &format!("{n}/attention/self/MatMul_qk"), &[&q, &k], vec![]);
         let scores = g.op("Div", &format!("{n}/attention/self/Div"), &[&scores, &scale], vec![]);
         let scores = g.op("Add", &format!("{n}/attention/self/Add_mask"), &[&scores, &mask], vec![]);
         let probs = g.op("Softmax", &format!("{n}/attention/self/Softmax"), &[&scores], vec![AttributeProto::int("axis", -1)]);
         let ctx = g.op("MatMul", &format!("{n}/attention/self/MatMul_v"), &[&probs, &v], vec![]);
-        let ctx = g.op("Transpose", &format!("{n}/attention/self/Transpose_ctx"), &[&ctx], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
+        let ctx = g.op(
+            "Transpose",
+            &format!("{n}/attention/self/Transpose_ctx"),
+            &[&ctx],
+            vec![AttributeProto::ints("perm", &[0, 2, 1, 3])],
+        );
         let ctx = g.op("Reshape", &format!("{n}/attention/self/Reshape_ctx"), &[&ctx, &merged_shape], vec![]);
         let attn = g.linear(w, &format!("{p}.{}", names.o), &format!("{n}/attention/output/dense"), &ctx, h, h)?;
         let res = g.op("Add", &format!("{n}/attention/output/Add_residual"), &[&attn, &x], vec![]);
@@ -125,7 +150,8 @@ fn embeddings(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) -> Result<
             let slice_starts = g.i64_tensor("const_zero_1d", &[0]);
             let ids_shape = g.op("Shape", "/embeddings/Shape", &[onnx_io::INPUT_IDS], vec![]);
             let seq_index = g.i64_scalar("const_index_1", 1);
-            let seq_len = g.op("Gather", "/embeddings/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
+            let seq_len =
+                g.op("Gather", "/embeddings/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
             let seq_end = g.op("Unsqueeze", "/embeddings/Unsqueeze_seq_len", &[&seq_len, &axes_0], vec![]);
             g.op("Slice", "/embeddings/Slice_position_ids", &[&position_ids, &slice_starts, &seq_end, &axes_1, &axes_1], vec![])
         }
@@ -166,7 +192,8 @@ fn mpnet_position_bias(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) -
     let step = g.i64_scalar("const_one_i64", 1);
     let ids_shape = g.op("Shape", "/encoder/position_bias/Shape", &[onnx_io::INPUT_IDS], vec![]);
     let seq_index = g.i64_scalar("const_index_1_bias", 1);
-    let seq_len = g.op("Gather", "/encoder/position_bias/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
+    let seq_len =
+        g.op("Gather", "/encoder/position_bias/Gather_seq_len", &[&ids_shape, &seq_index], vec![AttributeProto::int("axis", 0)]);
     let range = g.op("Range", "/encoder/position_bias/Range", &[&zero, &seq_len, &step], vec![]);
     let axes_0 = g.i64_tensor("const_axes_0_bias", &[0]);
     let axes_1 = g.i64_tensor("const_axes_1_bias", &[1]);

@@ -183,13 +183,30 @@ impl GraphBuilder {
     }
 
     /// `x @ W^T + b` for a Hugging Face Linear `prefix.weight` `[out, in]` / `prefix.bias` `[out]`.
-    fn linear(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, d_in: usize, d_out: usize) -> Result<String, ExportError> {
+    fn linear(
+        &mut self,
+        w: &Weights,
+        prefix: &str,
+        node: &str,
+        x: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<String, ExportError> {
         self.linear_with_bias(w, prefix, node, x, d_in, d_out, true)
     }
 
     /// [`Self::linear`], the bias only when `bias` (ModernBERT's layers have none).
     #[allow(clippy::too_many_arguments)]
-    fn linear_with_bias(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, d_in: usize, d_out: usize, bias: bool) -> Result<String, ExportError> {
+    fn linear_with_bias(
+        &mut self,
+        w: &Weights,
+        prefix: &str,
+        node: &str,
+        x: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<String, ExportError> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?.transposed_2d();
         let mm = match self.quantization {
             Quantization::None => {
@@ -234,7 +251,16 @@ impl GraphBuilder {
 
     /// [`Self::layer_norm`]; without `bias`, a zero bias (ModernBERT's norms have none).
     #[allow(clippy::too_many_arguments)]
-    fn layer_norm_with_bias(&mut self, w: &Weights, prefix: &str, node: &str, x: &str, h: usize, eps: f32, bias: bool) -> Result<String, ExportError> {
+    fn layer_norm_with_bias(
+        &mut self,
+        w: &Weights,
+        prefix: &str,
+        node: &str,
+        x: &str,
+        h: usize,
+        eps: f32,
+        bias: bool,
+    ) -> Result<String, ExportError> {
         let gamma = self.weight(&format!("{prefix}.weight"), w.get(&format!("{prefix}.weight"), &[h])?);
         let beta = if bias {
             self.weight(&format!("{prefix}.bias"), w.get(&format!("{prefix}.bias"), &[h])?)
@@ -282,7 +308,8 @@ pub fn build_encoder_model(
             // F.normalize(e, dim=-1, eps=1e-12) = e / max(||e||_2, eps).
             let sq = g.op("Mul", "/colbert/normalize/Mul", &[&e, &e], vec![]);
             let axes_last = g.i64_tensor("const_axes_last", &[-1]);
-            let ss = g.op("ReduceSum", "/colbert/normalize/ReduceSum", &[&sq, &axes_last], vec![AttributeProto::int("keepdims", 1)]);
+            let ss =
+                g.op("ReduceSum", "/colbert/normalize/ReduceSum", &[&sq, &axes_last], vec![AttributeProto::int("keepdims", 1)]);
             let norm = g.op("Sqrt", "/colbert/normalize/Sqrt", &[&ss], vec![]);
             let eps = g.f32_scalar("const_l2_eps", L2_EPS);
             let norm = g.op("Max", "/colbert/normalize/Max", &[&norm, &eps], vec![]);
@@ -292,10 +319,7 @@ pub fn build_encoder_model(
     };
 
     let dyn_axes = [Dim::Named(onnx_io::BATCH_AXIS.into()), Dim::Named(onnx_io::SEQUENCE_AXIS.into())];
-    let inputs = graph_inputs(cfg.family())
-        .iter()
-        .map(|name| tensor_value_info(name, data_type::INT64, &dyn_axes))
-        .collect();
+    let inputs = graph_inputs(cfg.family()).iter().map(|name| tensor_value_info(name, data_type::INT64, &dyn_axes)).collect();
     let out_dims = [dyn_axes[0].clone(), dyn_axes[1].clone(), Dim::Fixed(output_dim as i64)];
     let graph = GraphProto {
         node: g.nodes,

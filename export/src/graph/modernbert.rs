@@ -13,8 +13,7 @@ use crate::ExportError;
 /// `cos` and `sin` `[T, head_size]` of the rotary embedding for one base `theta`:
 /// `inv_freq = theta^(-2k/d)`, angles `t * inv_freq` repeated twice along the last axis.
 fn rotary_tables(g: &mut GraphBuilder, positions: &str, theta: f64, head_size: usize, tag: &str) -> (String, String) {
-    let inv_freq: Vec<f32> =
-        (0..head_size / 2).map(|k| (1.0 / theta.powf((2 * k) as f64 / head_size as f64)) as f32).collect();
+    let inv_freq: Vec<f32> = (0..head_size / 2).map(|k| (1.0 / theta.powf((2 * k) as f64 / head_size as f64)) as f32).collect();
     let inv: Vec<f32> = inv_freq.iter().chain(inv_freq.iter()).copied().collect();
     let inv = g.f32_tensor(&format!("rotary_{tag}.inv_freq"), &[1, head_size], &inv);
     let angles = g.op("Mul", &format!("/rotary_{tag}/Mul"), &[positions, &inv], vec![]); // [T,1] x [1,d]
@@ -92,7 +91,8 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         } else {
             g.layer_norm_with_bias(w, &format!("{p}.attn_norm"), &format!("{n}/attn_norm"), &x, h, eps, nb)?
         };
-        let qkv = g.linear_with_bias(w, &format!("{p}.attn.Wqkv"), &format!("{n}/attn/Wqkv"), &normed, h, 3 * h, cfg.attention_bias)?;
+        let qkv =
+            g.linear_with_bias(w, &format!("{p}.attn.Wqkv"), &format!("{n}/attn/Wqkv"), &normed, h, 3 * h, cfg.attention_bias)?;
         let [q, k, v] = g.split_last(&format!("{n}/attn/Split_qkv"), &qkv, [h; 3]);
         let heads = |g: &mut GraphBuilder, t: &str, tag: &str| {
             let t = g.op("Reshape", &format!("{n}/attn/Reshape_{tag}"), &[t, &heads_shape], vec![]);
@@ -109,7 +109,8 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         let scores = g.op("Add", &format!("{n}/attn/Add_mask"), &[&scores, mask], vec![]);
         let probs = g.op("Softmax", &format!("{n}/attn/Softmax"), &[&scores], vec![AttributeProto::int("axis", -1)]);
         let ctx = g.op("MatMul", &format!("{n}/attn/MatMul_v"), &[&probs, &v], vec![]);
-        let ctx = g.op("Transpose", &format!("{n}/attn/Transpose_ctx"), &[&ctx], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
+        let ctx =
+            g.op("Transpose", &format!("{n}/attn/Transpose_ctx"), &[&ctx], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
         let ctx = g.op("Reshape", &format!("{n}/attn/Reshape_ctx"), &[&ctx, &merged_shape], vec![]);
         let attn = g.linear_with_bias(w, &format!("{p}.attn.Wo"), &format!("{n}/attn/Wo"), &ctx, h, h, cfg.attention_bias)?;
         let x = g.op("Add", &format!("{n}/Add_attn"), &[&x, &attn], vec![]);

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_core::manifest::{checkpoint_files, tensor_names, FORMAT_VERSION};
 use zsc_core::{CheckpointInfo, ModelSpec, ModelType, SplitRatios};
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 
 pub const N_CODES: usize = 3;
 pub const COLBERT_DIM: usize = 16;
@@ -45,10 +45,8 @@ pub fn read_tensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
 }
 
 pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, (s, d))| (k.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(k, (s, d))| (k.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
         .map(|(k, s, d)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
@@ -101,9 +99,8 @@ pub fn write_checkpoint(dir: &Path, model_type: ModelType, with_head: bool) {
 }
 
 fn python() -> PathBuf {
-    let p = std::env::var("ZSC_PYTHON").unwrap_or_else(|_| {
-        zsc_testkit::fixtures::workspace_root().join(".venv/bin/python").display().to_string()
-    });
+    let p = std::env::var("ZSC_PYTHON")
+        .unwrap_or_else(|_| zsc_testkit::fixtures::workspace_root().join(".venv/bin/python").display().to_string());
     let p = PathBuf::from(p);
     if p.is_relative() {
         zsc_testkit::fixtures::workspace_root().join(p)

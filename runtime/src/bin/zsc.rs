@@ -18,12 +18,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use zsc::{
-    best_micro_f1_threshold, restrict_to_samples, sample_key, Classifier, ClassifierOptions, ExecutionProvider, LabelCache, LabelScore,
-    ProbabilityMode, ProtocolReport, SampleKey,
-};
+use zsc::{Classifier, ClassifierOptions, ExecutionProvider, LabelSet, Prediction, ProbabilityMode};
 use zsc_core::calibration::{fit_calibration, pairwise_ece, top1_ece};
 use zsc_core::data::{load_samples, select_split, unique_labels, Sample};
+use zsc_core::eval_protocol::{best_micro_f1_threshold, restrict_to_samples, sample_key, ProtocolReport, SampleKey};
 use zsc_core::metrics::{accuracy, f1_at_threshold, EvalReport};
 use zsc_core::{Split, SplitRatios};
 
@@ -273,7 +271,7 @@ fn read_labels_file(path: &Path) -> Result<Vec<String>> {
 #[derive(serde::Serialize)]
 struct ClassifyLine<'a> {
     text: &'a str,
-    labels: &'a [LabelScore],
+    labels: &'a [Prediction],
     multi_label: bool,
     /// False: the bundle has no calibration; probabilities are the raw sigmoid(score).
     calibrated: bool,
@@ -306,7 +304,7 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
     };
     let clf = load(&args.model, options(common)?)?;
     let cache = clf.encode_labels(&labels).context("encoding the labels")?;
-    let scores = clf.classify_with(&texts, &cache).context("classifying")?;
+    let scores = clf.scores(&texts, &cache).context("classifying")?;
     let k = match (args.top_k, args.threshold) {
         (Some(0), _) | (None, Some(_)) => labels.len(),
         (Some(k), _) => k,
@@ -321,7 +319,7 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
         writeln!(out, "# {}", probability.describe(cache.len()))?;
     }
     for (text, row) in texts.iter().zip(&scores) {
-        let mut ranked: Vec<LabelScore> = probability.rank(row, cache.labels(), k);
+        let mut ranked: Vec<Prediction> = probability.rank(row, cache.labels(), k);
         if let Some(p) = args.threshold {
             ranked.retain(|l| l.probability >= p);
         }
@@ -353,10 +351,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     let data = match (&args.data, &recorded) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => d.clone(),
-        (None, None) => bail!(
-            "the bundle {} records no training data (an untuned base model?): pass --data FILE",
-            args.model
-        ),
+        (None, None) => bail!("the bundle {} records no training data (an untuned base model?): pass --data FILE", args.model),
     };
     if !data.is_file() {
         if args.data.is_none() {
@@ -386,11 +381,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
     let all_samples = load_samples(&data).with_context(|| format!("loading {}", data.display()))?;
     let restrict: Option<HashSet<SampleKey>> = match &args.restrict_to {
         Some(f) => Some(
-            load_samples(f)
-                .with_context(|| format!("loading --restrict-to {}", f.display()))?
-                .iter()
-                .map(sample_key)
-                .collect(),
+            load_samples(f).with_context(|| format!("loading --restrict-to {}", f.display()))?.iter().map(sample_key).collect(),
         ),
         None => None,
     };
@@ -564,7 +555,8 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
     // rewrite manifest.json as JSON, not through BundleManifest, so fields this version does not
     // know survive; atomically (temp file, fsync, rename)
     let path = args.model.join("manifest.json");
-    let mut value: serde_json::Value = zsc_core::manifest::read_json(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: serde_json::Value =
+        zsc_core::manifest::read_json(&path).with_context(|| format!("reading {}", path.display()))?;
     let obj = value.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
     obj.insert("calibration".into(), serde_json::to_value(&c)?);
     zsc_core::manifest::write_json_atomic(&path, &value).with_context(|| format!("writing {}", path.display()))?;
@@ -572,10 +564,7 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
     println!("texts         {} ({} with a gold label among the candidates)", c.n_texts, fit.n_used);
     println!("labels        {}", c.n_labels);
     println!("temperature   {:.6}  (single-label: softmax(score / T))", c.temperature);
-    println!(
-        "multi-label   T {:.6}, bias {:+.6}  (sigmoid(score / T + b))",
-        c.multi_label_temperature, c.multi_label_bias
-    );
+    println!("multi-label   T {:.6}, bias {:+.6}  (sigmoid(score / T + b))", c.multi_label_temperature, c.multi_label_bias);
     println!("NLL           {:.4} -> {:.4}", fit.nll_before, fit.nll_after);
     if let (Some(before), Some(after), Some(ml)) = (c.ece_before, c.ece, c.multi_label_ece) {
         println!("ECE top-1     {before:.4} (sigmoid(score)) -> {after:.4} (calibrated softmax)");
@@ -594,24 +583,22 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     use std::time::Duration;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let workers = args.workers.unwrap_or(cores);
-    let o = zsc::serve::ServeOptions {
-        host: args.host,
-        port: args.port,
-        max_batch: args.max_batch,
-        max_wait: Duration::from_millis(args.max_wait_ms),
-        workers,
-        max_queue: args.max_queue,
-        max_body_bytes: args.max_body_bytes,
-        max_texts: args.max_texts,
-        max_labels: args.max_labels,
-        max_text_chars: args.max_text_chars,
-        max_label_chars: args.max_label_chars,
-        label_cache_labels: args.label_cache_labels,
-        request_timeout: Duration::from_millis(args.request_timeout_ms),
-        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
-        max_connections: args.max_connections,
-        ..Default::default()
-    };
+    let mut o = zsc::serve::ServeOptions::default();
+    o.host = args.host;
+    o.port = args.port;
+    o.max_batch = args.max_batch;
+    o.max_wait = Duration::from_millis(args.max_wait_ms);
+    o.workers = workers;
+    o.max_queue = args.max_queue;
+    o.max_body_bytes = args.max_body_bytes;
+    o.max_texts = args.max_texts;
+    o.max_labels = args.max_labels;
+    o.max_text_chars = args.max_text_chars;
+    o.max_label_chars = args.max_label_chars;
+    o.label_cache_labels = args.label_cache_labels;
+    o.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    o.header_read_timeout = Duration::from_millis(args.header_timeout_ms);
+    o.max_connections = args.max_connections;
     o.validate().context("zsc serve")?;
     let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
     if common.threads.is_none() {
@@ -661,7 +648,7 @@ fn write_predictions(path: &Path, samples: &[Sample], labels: &[String], scores:
 }
 
 /// Scores of every sample's text against the cached labels, with a progress bar.
-fn score_all(clf: &Classifier, cache: &LabelCache, samples: &[Sample]) -> Result<Vec<Vec<f32>>> {
+fn score_all(clf: &Classifier, cache: &LabelSet, samples: &[Sample]) -> Result<Vec<Vec<f32>>> {
     let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
     let bar = indicatif::ProgressBar::new(texts.len() as u64);
     bar.set_style(
@@ -670,7 +657,7 @@ fn score_all(clf: &Classifier, cache: &LabelCache, samples: &[Sample]) -> Result
     );
     let mut scores = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(256) {
-        scores.extend(clf.classify_with(chunk, cache).context("classifying")?);
+        scores.extend(clf.scores(chunk, cache).context("classifying")?);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::batcher::{Arriving, Work};
 use super::AppState;
-use crate::classifier::{LabelCache, LabelScore};
+use crate::classifier::{LabelSet, Prediction};
 use crate::probability::{Probabilities, ProbabilityMode};
 
 /// An error answer: `{"error": message, "code": ..., "limit": name, "max": value}`.
@@ -66,12 +66,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: &self.message,
-            code: self.code,
-            limit: self.limit.map(|l| l.0),
-            max: self.limit.map(|l| l.1),
-        };
+        let body =
+            ErrorBody { error: &self.message, code: self.code, limit: self.limit.map(|l| l.0), max: self.limit.map(|l| l.1) };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
@@ -127,7 +123,11 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route: POST /v1/classify, POST /v1/embed, GET /health, /ready, /metrics")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route: POST /v1/classify, POST /v1/embed, GET /health, /ready, /metrics",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -240,7 +240,7 @@ struct ClassifyRequest {
 
 #[derive(Debug, Serialize)]
 struct TextResult {
-    labels: Vec<LabelScore>,
+    labels: Vec<Prediction>,
 }
 
 #[derive(Debug, Serialize)]
@@ -320,7 +320,7 @@ async fn label_set(
     st: &Arc<AppState>,
     labels: &[String],
     arriving: Arriving,
-) -> Result<(Arc<LabelCache>, Option<Arriving>), ApiError> {
+) -> Result<(Arc<LabelSet>, Option<Arriving>), ApiError> {
     let (cell, _hit) = st.labels.cell(labels);
     if let Some(cache) = cell.get() {
         return Ok((cache.clone(), Some(arriving)));
@@ -354,6 +354,8 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, String>>) -> Result<T, ApiError
     match rx.await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(msg)) => Err(ApiError::internal(msg)),
-        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down").retry_after(1)),
+        Err(_) => {
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down").retry_after(1))
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::classifier::{Classifier, LabelCache};
+use crate::classifier::{Classifier, LabelSet};
 
 use super::metrics::Metrics;
 
@@ -34,11 +34,11 @@ type RowJob = (Vec<String>, Reply<Rows>);
 
 pub(crate) enum Work {
     /// Score `texts` against an encoded label set.
-    Classify { texts: Vec<String>, labels: Arc<LabelCache>, reply: Reply<Rows> },
+    Classify { texts: Vec<String>, labels: Arc<LabelSet>, reply: Reply<Rows> },
     /// Mean-pooled embeddings of `texts`.
     Embed { texts: Vec<String>, reply: Reply<Rows> },
     /// Encode a new label set (an LRU cache miss).
-    EncodeLabels { labels: Vec<String>, reply: Reply<LabelCache> },
+    EncodeLabels { labels: Vec<String>, reply: Reply<LabelSet> },
 }
 
 impl Work {
@@ -201,7 +201,7 @@ pub(crate) fn run_worker(classifier: Arc<Classifier>, queue: Arc<Queue>, max_bat
 fn run_batch(clf: &Classifier, metrics: &Metrics, batch: Vec<Job>) {
     let mut embeds: Vec<RowJob> = Vec::new();
     // classify jobs grouped by label set, in arrival order
-    let mut groups: Vec<(Arc<LabelCache>, Vec<RowJob>)> = Vec::new();
+    let mut groups: Vec<(Arc<LabelSet>, Vec<RowJob>)> = Vec::new();
     for job in batch {
         match job.work {
             Work::EncodeLabels { labels, reply } => {
@@ -219,7 +219,7 @@ fn run_batch(clf: &Classifier, metrics: &Metrics, batch: Vec<Job>) {
     }
     let max_chunk = clf.batch_size();
     for (labels, jobs) in groups {
-        let n = run_group(metrics, jobs, max_chunk, |texts| guarded(|| clf.classify_with(texts, &labels)));
+        let n = run_group(metrics, jobs, max_chunk, |texts| guarded(|| clf.scores(texts, &*labels)));
         metrics.texts_classified.fetch_add(n as u64, Ordering::Relaxed);
     }
     if !embeds.is_empty() {
@@ -232,12 +232,7 @@ fn run_batch(clf: &Classifier, metrics: &Metrics, batch: Vec<Job>) {
 
 /// One encoder pass over the texts of several jobs (in length-matched chunks, see
 /// [`length_chunks`]); each job gets its own rows back.
-fn run_group(
-    metrics: &Metrics,
-    jobs: Vec<RowJob>,
-    max_chunk: usize,
-    f: impl Fn(&[String]) -> Result<Rows, String>,
-) -> usize {
+fn run_group(metrics: &Metrics, jobs: Vec<RowJob>, max_chunk: usize, f: impl Fn(&[String]) -> Result<Rows, String>) -> usize {
     let texts: Vec<String> = jobs.iter().flat_map(|(t, _)| t.iter().cloned()).collect();
     let n = texts.len();
     metrics.batch_texts.observe(n as f64);

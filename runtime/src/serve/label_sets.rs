@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use crate::classifier::LabelCache;
+use crate::classifier::LabelSet;
 
 use super::metrics::Metrics;
 
 /// One label set: encoded once (the cell), shared by every request that names the same labels in
 /// the same order.
-pub(crate) type LabelCell = Arc<OnceCell<Arc<LabelCache>>>;
+pub(crate) type LabelCell = Arc<OnceCell<Arc<LabelSet>>>;
 
 #[derive(Debug)]
 struct Entry {

@@ -56,18 +56,29 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     /// route -> latency histogram
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    /// Texts per encoder batch.
     pub batch_texts: Histogram,
+    /// Seconds per encoder batch.
     pub batch_seconds: Histogram,
     /// Texts (or labels being encoded) waiting in the queue, and the jobs holding them.
     pub queue_texts: AtomicI64,
+    /// Jobs waiting in the queue.
     pub queue_jobs: AtomicI64,
+    /// Requests being answered.
     pub in_flight: AtomicI64,
+    /// Texts classified since start.
     pub texts_classified: AtomicU64,
+    /// Texts embedded since start.
     pub texts_embedded: AtomicU64,
+    /// Label sets found in the cache.
     pub label_cache_hits: AtomicU64,
+    /// Label sets encoded because they were not in the cache.
     pub label_cache_misses: AtomicU64,
+    /// Labels held by the cache.
     pub label_cache_labels: AtomicI64,
+    /// Label sets held by the cache.
     pub label_cache_sets: AtomicI64,
+    /// Requests answered 503 because the queue was full.
     pub rejected_queue_full: AtomicU64,
 }
 
@@ -118,7 +129,9 @@ impl Metrics {
                 let _ = writeln!(out, "zsc_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
             }
         }
-        out.push_str("# HELP zsc_request_duration_seconds Request latency by route.\n# TYPE zsc_request_duration_seconds histogram\n");
+        out.push_str(
+            "# HELP zsc_request_duration_seconds Request latency by route.\n# TYPE zsc_request_duration_seconds histogram\n",
+        );
         if let Ok(l) = self.latency.lock() {
             for (route, h) in l.iter() {
                 h.render(&mut out, "zsc_request_duration_seconds", &format!("route=\"{route}\""));
@@ -128,16 +141,46 @@ impl Metrics {
         self.batch_texts.render(&mut out, "zsc_batch_texts", "");
         out.push_str("# HELP zsc_batch_duration_seconds Time to encode and score one batch.\n# TYPE zsc_batch_duration_seconds histogram\n");
         self.batch_seconds.render(&mut out, "zsc_batch_duration_seconds", "");
-        gauge(&mut out, "zsc_queue_depth", "Texts (and labels to encode) waiting for the encoder.", self.queue_texts.load(Ordering::Relaxed));
+        gauge(
+            &mut out,
+            "zsc_queue_depth",
+            "Texts (and labels to encode) waiting for the encoder.",
+            self.queue_texts.load(Ordering::Relaxed),
+        );
         gauge(&mut out, "zsc_queue_jobs", "Requests waiting for the encoder.", self.queue_jobs.load(Ordering::Relaxed));
         gauge(&mut out, "zsc_requests_in_flight", "Requests being handled.", self.in_flight.load(Ordering::Relaxed));
         counter(&mut out, "zsc_texts_classified_total", "Texts classified.", self.texts_classified.load(Ordering::Relaxed));
         counter(&mut out, "zsc_texts_embedded_total", "Texts embedded.", self.texts_embedded.load(Ordering::Relaxed));
-        counter(&mut out, "zsc_label_cache_hits_total", "Label sets found encoded in the LRU cache.", self.label_cache_hits.load(Ordering::Relaxed));
-        counter(&mut out, "zsc_label_cache_misses_total", "Label sets that had to be encoded.", self.label_cache_misses.load(Ordering::Relaxed));
-        gauge(&mut out, "zsc_label_cache_labels", "Labels held by the label-set cache.", self.label_cache_labels.load(Ordering::Relaxed));
-        gauge(&mut out, "zsc_label_cache_sets", "Label sets held by the label-set cache.", self.label_cache_sets.load(Ordering::Relaxed));
-        counter(&mut out, "zsc_rejected_queue_full_total", "Requests answered 503 because the queue was full.", self.rejected_queue_full.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "zsc_label_cache_hits_total",
+            "Label sets found encoded in the LRU cache.",
+            self.label_cache_hits.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "zsc_label_cache_misses_total",
+            "Label sets that had to be encoded.",
+            self.label_cache_misses.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zsc_label_cache_labels",
+            "Labels held by the label-set cache.",
+            self.label_cache_labels.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zsc_label_cache_sets",
+            "Label sets held by the label-set cache.",
+            self.label_cache_sets.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "zsc_rejected_queue_full_total",
+            "Requests answered 503 because the queue was full.",
+            self.rejected_queue_full.load(Ordering::Relaxed),
+        );
         out
     }
 }

@@ -8,7 +8,7 @@
 //!   `GET /metrics` (Prometheus text: requests by route and status, latency, batch sizes, queue).
 //!
 //! Requests from all connections meet in one queue; worker threads batch them dynamically
-//! ([`batcher`]) and label sets are encoded once and kept in an LRU cache ([`label_sets`]).
+//! and label sets are encoded once and kept in an LRU cache.
 //! Limits answer 4xx JSON naming the limit ([`ServeOptions`]); a full queue answers 503 with
 //! `Retry-After`. Shutdown ([`Server::run`]'s future) stops accepting, lets in-flight requests
 //! finish and drains the queue. Binds to loopback unless told otherwise.
@@ -38,6 +38,7 @@ pub use metrics::Metrics;
 
 /// Settings of the service; `Default` is what `zsc serve` uses without flags.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Address to bind; loopback by default (put a reverse proxy or load balancer in front).
     pub host: IpAddr,
@@ -51,10 +52,15 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Most texts (and labels waiting to be encoded) in the queue; beyond it: 503 + Retry-After.
     pub max_queue: usize,
+    /// Largest request body (413 beyond).
     pub max_body_bytes: usize,
+    /// Most texts in one request.
     pub max_texts: usize,
+    /// Most labels in one request.
     pub max_labels: usize,
+    /// Longest text, in characters.
     pub max_text_chars: usize,
+    /// Longest label, in characters.
     pub max_label_chars: usize,
     /// Labels, over all label sets, that the LRU cache of encoded label sets holds.
     pub label_cache_labels: usize,
@@ -63,6 +69,7 @@ pub struct ServeOptions {
     /// A connection that sends no complete request head within this time is closed (slow or idle
     /// half-open clients), keep-alive connections included.
     pub header_read_timeout: Duration,
+    /// Most open connections; more wait to be accepted.
     pub max_connections: usize,
     /// Seconds in the `Retry-After` of 503 answers.
     pub retry_after_s: u64,
@@ -96,20 +103,32 @@ impl Default for ServeOptions {
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
+    /// An option is out of range.
     #[error("invalid serve option `{option}`: {message}")]
-    InvalidOption { option: &'static str, message: String },
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What is wrong with its value.
+        message: String,
+    },
+    /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// A worker thread could not be started.
     #[error("starting worker thread: {0}")]
     Worker(#[source] std::io::Error),
 }
 
 impl ServeOptions {
+    /// Check every limit (done by [`Server::bind`] too).
     pub fn validate(&self) -> Result<(), ServeError> {
         let bad = |option, message: String| Err(ServeError::InvalidOption { option, message });
         for (name, v) in [
@@ -130,7 +149,10 @@ impl ServeOptions {
         if self.max_queue < self.max_texts.max(self.max_labels) {
             return bad(
                 "max_queue",
-                format!("{} cannot hold one full request (max_texts {}, max_labels {})", self.max_queue, self.max_texts, self.max_labels),
+                format!(
+                    "{} cannot hold one full request (max_texts {}, max_labels {})",
+                    self.max_queue, self.max_texts, self.max_labels
+                ),
             );
         }
         if self.label_cache_labels < self.max_labels {
@@ -165,7 +187,11 @@ impl Server {
     /// Bind the address and start the inference workers. `model_name` is what `/ready` reports.
     /// The classifier should have `options.workers` sessions (`ClassifierOptions::with_sessions`)
     /// for the workers to run in parallel.
-    pub async fn bind(classifier: Arc<Classifier>, model_name: impl Into<String>, options: ServeOptions) -> Result<Self, ServeError> {
+    pub async fn bind(
+        classifier: Arc<Classifier>,
+        model_name: impl Into<String>,
+        options: ServeOptions,
+    ) -> Result<Self, ServeError> {
         options.validate()?;
         let addr = SocketAddr::new(options.host, options.port);
         let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;

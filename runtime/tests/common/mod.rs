@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_core::manifest::{checkpoint_files, tensor_names, write_json_atomic};
 use zsc_core::{CheckpointInfo, ModelSpec, ModelType, SplitRatios};
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 
 pub const HIDDEN: usize = 32;
 pub const N_CODES: usize = 4;

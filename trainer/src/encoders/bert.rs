@@ -143,7 +143,10 @@ impl Layer {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let (attention, attention_output) = if cfg.family() == Family::Mpnet {
             let a = &p / "attention";
-            (SelfAttention::new(&a / "attn", cfg, ["q", "k", "v"]), ResidualOutput::new(&a / "attn" / "o", &a / "LayerNorm", cfg, h))
+            (
+                SelfAttention::new(&a / "attn", cfg, ["q", "k", "v"]),
+                ResidualOutput::new(&a / "attn" / "o", &a / "LayerNorm", cfg, h),
+            )
         } else {
             let (a, o) = (&p / "attention" / "self", &p / "attention" / "output");
             (SelfAttention::new(a, cfg, ["query", "key", "value"]), ResidualOutput::new(&o / "dense", &o / "LayerNorm", cfg, h))
@@ -181,7 +184,12 @@ impl PositionBias {
         // bucket of key j for query i: rel[j - i + n - 1]
         let pairs: Vec<i64> = (0..n).flat_map(|i| (0..n).map(move |j| (j, i))).map(|(j, i)| rel[j + n - 1 - i]).collect();
         let buckets = Tensor::from_slice(&pairs).view([n as i64, n as i64]).to_device(p.device());
-        let table = nn::embedding(&p / "relative_attention_bias", cfg.relative_attention_num_buckets as i64, cfg.num_attention_heads as i64, Default::default());
+        let table = nn::embedding(
+            &p / "relative_attention_bias",
+            cfg.relative_attention_num_buckets as i64,
+            cfg.num_attention_heads as i64,
+            Default::default(),
+        );
         PositionBias { table, buckets }
     }
 

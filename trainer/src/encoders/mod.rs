@@ -97,10 +97,7 @@ pub fn copy_into_vars(
     if !missing.is_empty() {
         missing.sort();
         let shown: Vec<&str> = missing.iter().take(8).map(|s| s.as_str()).collect();
-        return Err(TrainerError::model(
-            path,
-            format!("{} weight(s) missing, e.g. {}", missing.len(), shown.join(", ")),
-        ));
+        return Err(TrainerError::model(path, format!("{} weight(s) missing, e.g. {}", missing.len(), shown.join(", "))));
     }
     let mut unused = Vec::new();
     tch::no_grad(|| -> Result<()> {
@@ -154,10 +151,7 @@ pub fn load_hf_weights(vars: &HashMap<String, Tensor>, path: &Path, cfg: &Encode
     let looks_like_encoder = |k: &str| ["embeddings.", "encoder.", "layers.", "final_norm."].iter().any(|p| k.starts_with(p));
     let unexpected: Vec<&String> = unused.iter().filter(|k| looks_like_encoder(k)).collect();
     if !unexpected.is_empty() {
-        return Err(TrainerError::model(
-            path,
-            format!("unexpected encoder tensor(s) for this config.json: {unexpected:?}"),
-        ));
+        return Err(TrainerError::model(path, format!("unexpected encoder tensor(s) for this config.json: {unexpected:?}")));
     }
     if !unused.is_empty() || skipped > 0 {
         tracing::info!("{}: ignored {} tensor(s) outside the encoder", path.display(), unused.len() + skipped);

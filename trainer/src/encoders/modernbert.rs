@@ -111,7 +111,12 @@ impl ModernBertModel {
         let e = &p / "embeddings";
         let lp = &p / "layers";
         ModernBertModel {
-            tok_embeddings: nn::embedding(&e / "tok_embeddings", cfg.vocab_size as i64, cfg.hidden_size as i64, Default::default()),
+            tok_embeddings: nn::embedding(
+                &e / "tok_embeddings",
+                cfg.vocab_size as i64,
+                cfg.hidden_size as i64,
+                Default::default(),
+            ),
             embedding_norm: Norm::new(&e / "norm", cfg),
             layers: (0..cfg.num_hidden_layers).map(|l| ModernLayer::new(&lp / l, cfg, l)).collect(),
             final_norm: Norm::new(&p / "final_norm", cfg),
@@ -128,7 +133,7 @@ impl ModernBertModel {
         let global_rope = rotary(cfg.rope_theta(true), hs, t, device);
         let local_rope = rotary(cfg.rope_theta(false), hs, t, device);
         let global_mask = additive_mask(attention_mask); // [B, 1, 1, T]
-        // outside the window: the same finfo.min as padding (minimum, never -inf from a sum)
+                                                         // outside the window: the same finfo.min as padding (minimum, never -inf from a sum)
         let pos = Tensor::arange(t, (Kind::Int64, device));
         let outside = (pos.unsqueeze(0) - pos.unsqueeze(1)).abs().gt((cfg.local_attention / 2) as i64);
         let window = outside.to_kind(Kind::Float) * f64::from(f32::MIN); // [T, T]

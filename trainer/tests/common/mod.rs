@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_core::ModelType;
+use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
 use zsc_trainer::config::TrainConfig;
 
 const TOPICS: [(&str, [&str; 5]); 6] = [
@@ -84,4 +84,3 @@ pub fn setup(model_type: ModelType, run_name: &str) -> Setup {
 pub fn mean(v: &[(usize, f64)]) -> f64 {
     v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64
 }
-

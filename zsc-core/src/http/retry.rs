@@ -51,8 +51,7 @@ fn jitter_below(n: u64) -> u64 {
 /// The wait a 429/503 response asks for: `retry-after-ms` (OpenAI), else `Retry-After` in
 /// seconds or as an HTTP date.
 pub fn server_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
-    {
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }

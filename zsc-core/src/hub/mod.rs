@@ -110,12 +110,14 @@ impl HubOptions {
     /// file (`HF_TOKEN_PATH`, default `$HF_HOME/token`), `HF_HUB_OFFLINE` (1, true, yes, on).
     pub fn from_env() -> Self {
         let home = hf_home();
-        let cache_dir = env("HF_HUB_CACHE").or_else(|| env("HUGGINGFACE_HUB_CACHE")).map(PathBuf::from).unwrap_or_else(|| home.join("hub"));
+        let cache_dir =
+            env("HF_HUB_CACHE").or_else(|| env("HUGGINGFACE_HUB_CACHE")).map(PathBuf::from).unwrap_or_else(|| home.join("hub"));
         let token = env("HF_TOKEN").or_else(|| env("HUGGING_FACE_HUB_TOKEN")).or_else(|| {
             let path = env("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| home.join("token"));
             std::fs::read_to_string(path).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
         });
-        let offline = env("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        let offline =
+            env("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
         HubOptions {
             endpoint: env("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into()).trim_end_matches('/').to_string(),
             cache_dir,
@@ -361,11 +363,9 @@ impl Fetcher {
         }
         let needed: Vec<String> = match wanted {
             Wanted::Bundle => bundle_file_names(&dir, &self.repo_id)?,
-            Wanted::Bert => vec![
-                checkpoint_files::BERT_CONFIG.into(),
-                checkpoint_files::WEIGHTS.into(),
-                checkpoint_files::TOKENIZER.into(),
-            ],
+            Wanted::Bert => {
+                vec![checkpoint_files::BERT_CONFIG.into(), checkpoint_files::WEIGHTS.into(), checkpoint_files::TOKENIZER.into()]
+            }
             // a partial snapshot cannot be told from a whole one without the file list
             Wanted::All => vec![],
         };
@@ -474,14 +474,8 @@ mod tests {
 
     #[test]
     fn model_refs() {
-        assert_eq!(
-            ModelRef::parse("org/name"),
-            ModelRef::Hub { repo_id: "org/name".into(), revision: "main".into() }
-        );
-        assert_eq!(
-            ModelRef::parse("org/name@v1.0"),
-            ModelRef::Hub { repo_id: "org/name".into(), revision: "v1.0".into() }
-        );
+        assert_eq!(ModelRef::parse("org/name"), ModelRef::Hub { repo_id: "org/name".into(), revision: "main".into() });
+        assert_eq!(ModelRef::parse("org/name@v1.0"), ModelRef::Hub { repo_id: "org/name".into(), revision: "v1.0".into() });
         for local in ["./org/name", "/abs/x", "bundles", "a/b/c", "org/../x", "~/m"] {
             assert!(matches!(ModelRef::parse(local), ModelRef::Local(_)), "{local}");
         }

@@ -165,7 +165,9 @@ pub fn scan_folder(root: &Path) -> Result<Vec<LocalFile>> {
                 }
                 continue;
             }
-            let rel = path.strip_prefix(root).map_err(|_| UploadError::Config(format!("{} escapes {}", path.display(), root.display())))?;
+            let rel = path
+                .strip_prefix(root)
+                .map_err(|_| UploadError::Config(format!("{} escapes {}", path.display(), root.display())))?;
             let parts: Vec<String> = rel
                 .components()
                 .map(|c| {
@@ -289,12 +291,7 @@ impl HubClient {
     }
 
     /// Send (rebuilding the request for each attempt), retrying connection errors, 429 and 5xx.
-    async fn send(
-        &self,
-        what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
-        accept: &[u16],
-    ) -> Result<reqwest::Response> {
+    async fn send(&self, what: &str, build: impl Fn() -> reqwest::RequestBuilder, accept: &[u16]) -> Result<reqwest::Response> {
         let mut last = String::new();
         for attempt in 0..=self.retry.max_retries {
             let req = build();
@@ -361,12 +358,8 @@ impl HubClient {
         let files = scan_folder(folder)?;
         self.create_repo(repo_id, private).await?;
         let modes = self.preupload(repo_id, revision, &files).await?;
-        let lfs: Vec<&LocalFile> = files
-            .iter()
-            .zip(&modes)
-            .filter(|(_, m)| matches!(m, Some(UploadMode::Lfs)))
-            .map(|(f, _)| f)
-            .collect();
+        let lfs: Vec<&LocalFile> =
+            files.iter().zip(&modes).filter(|(_, m)| matches!(m, Some(UploadMode::Lfs))).map(|(f, _)| f).collect();
         self.upload_lfs(repo_id, revision, &lfs).await?;
         let folder_name = folder.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "folder".into());
         let summary = message.map(str::to_string).unwrap_or_else(|| format!("Upload {folder_name} with zsc"));
@@ -490,17 +483,14 @@ impl HubClient {
         match chunk_size {
             None => {
                 let what = format!("LFS upload of {}", file.path_in_repo);
-                self.send(&what, || with_action_headers(self.http.put(&action.href), action).body(bytes.clone()), &[])
-                    .await?;
+                self.send(&what, || with_action_headers(self.http.put(&action.href), action).body(bytes.clone()), &[]).await?;
             }
             Some(None) | Some(Some(0)) => {
                 return Err(UploadError::Protocol(format!("LFS batch: bad chunk_size {:?}", header.get("chunk_size"))))
             }
             Some(Some(chunk_size)) => {
-                let mut parts: Vec<(u32, String)> = header
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.parse::<u32>().ok()?, v.as_str()?.to_string())))
-                    .collect();
+                let mut parts: Vec<(u32, String)> =
+                    header.iter().filter_map(|(k, v)| Some((k.parse::<u32>().ok()?, v.as_str()?.to_string()))).collect();
                 parts.sort();
                 if parts.len() != bytes.len().div_ceil(chunk_size) {
                     return Err(UploadError::Protocol(format!(
@@ -582,9 +572,11 @@ impl HubClient {
             .await?;
         let v: Value = Self::json("commit", resp).await?;
         Ok(CommitInfo {
-            commit_url: v.get("commitUrl").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
-                format!("{}/{repo_id}/tree/{}", self.endpoint, quote(revision, ""))
-            }),
+            commit_url: v
+                .get("commitUrl")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}/{repo_id}/tree/{}", self.endpoint, quote(revision, ""))),
             commit_oid: v.get("commitOid").and_then(Value::as_str).map(str::to_string),
         })
     }

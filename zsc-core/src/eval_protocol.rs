@@ -1,4 +1,4 @@
-//! Multi-label evaluation helpers for `zsc eval`: restricting an evaluated split to the texts of
+//! Evaluation protocol helpers of `zsc eval` (and anything else that evaluates): restricting an evaluated split to the texts of
 //! another data file, and tuning the decision threshold for the best micro-F1.
 //!
 //! Thresholds are found and applied on the raw scores (logits). `score > t` is the same decision
@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::data::Sample;
+use crate::metrics::EvalReport;
 use serde::{Deserialize, Serialize};
-use zsc_core::data::Sample;
-use zsc_core::metrics::EvalReport;
 
 /// `zsc eval --json`: the plain [`EvalReport`] fields, plus optional protocol fields (absent
 /// unless the matching option was given, so the JSON still reads as an `EvalReport`).
@@ -53,6 +53,7 @@ pub struct ProtocolReport {
 }
 
 impl ProtocolReport {
+    /// A report with only the plain fields.
     pub fn new(report: EvalReport) -> Self {
         Self {
             report,
@@ -74,6 +75,7 @@ impl ProtocolReport {
 /// What `--restrict-to FILE` matches on: a sample's text and its set of labels.
 pub type SampleKey = (String, BTreeSet<String>);
 
+/// The key of one sample.
 pub fn sample_key(s: &Sample) -> SampleKey {
     (s.text.clone(), s.labels.iter().cloned().collect())
 }
@@ -124,7 +126,11 @@ pub fn best_micro_f1_threshold(scores: &[Vec<f32>], gold: &[Vec<usize>]) -> Opti
             Some(&(next, _)) => {
                 let mid = v / 2.0 + next / 2.0;
                 // f32 rounding can land the midpoint on `v` itself when the two are adjacent
-                if mid < v { mid } else { next }
+                if mid < v {
+                    mid
+                } else {
+                    next
+                }
             }
             None => v - v.abs().max(1.0),
         };
@@ -138,7 +144,7 @@ pub fn best_micro_f1_threshold(scores: &[Vec<f32>], gold: &[Vec<usize>]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zsc_core::metrics::f1_at_threshold;
+    use crate::metrics::f1_at_threshold;
 
     #[test]
     fn hand_computed_threshold() {
@@ -156,18 +162,14 @@ mod tests {
 
     #[test]
     fn agrees_with_a_brute_force_search_on_saturating_logits() {
-        let mut rng = zsc_core::rng::SplitMix64::new(3);
+        let mut rng = crate::rng::SplitMix64::new(3);
         let scores: Vec<Vec<f32>> =
             (0..20).map(|_| (0..7).map(|_| 20.0 + (rng.next_u64() % 1000) as f32 / 100.0).collect()).collect();
         let gold: Vec<Vec<usize>> = (0..20).map(|i| vec![i % 7, (i * 3) % 7]).collect();
         let (t, f1) = best_micro_f1_threshold(&scores, &gold).unwrap();
         let (micro, _) = f1_at_threshold(&scores, &gold, 7, t);
         assert!((micro - f1).abs() < 1e-12);
-        let brute = scores
-            .iter()
-            .flatten()
-            .map(|&c| f1_at_threshold(&scores, &gold, 7, c - 1e-4).0)
-            .fold(0.0f64, f64::max);
+        let brute = scores.iter().flatten().map(|&c| f1_at_threshold(&scores, &gold, 7, c - 1e-4).0).fold(0.0f64, f64::max);
         assert!((brute - f1).abs() < 1e-12, "sweep {f1} vs brute force {brute}");
     }
 
@@ -186,8 +188,7 @@ mod tests {
     #[test]
     fn restriction_keeps_only_listed_samples_in_order() {
         let s = |t: &str, l: &[&str]| Sample { text: t.into(), labels: l.iter().map(|x| x.to_string()).collect(), source: None };
-        let keep: HashSet<SampleKey> =
-            [s("b", &["x"]), s("c", &["y", "x"]), s("d", &["z"])].iter().map(sample_key).collect();
+        let keep: HashSet<SampleKey> = [s("b", &["x"]), s("c", &["y", "x"]), s("d", &["z"])].iter().map(sample_key).collect();
         let out = restrict_to_samples(vec![s("a", &["x"]), s("c", &["x", "y"]), s("b", &["x"]), s("d", &["x"])], &keep);
         // label order does not matter; the same text with other labels ("d") is dropped
         assert_eq!(out, vec![s("c", &["x", "y"]), s("b", &["x"])]);
