@@ -9,9 +9,14 @@ demo: setup
 	bash scripts/demo.sh
 
 test: setup
-	@# production apps embed runtime/export without libtorch: fail if tch ever creeps in
+	@# production apps embed zsc/zsc-export without libtorch: fail if tch ever creeps in
 	@! cargo tree -p zsc -p zsc-export -e normal,build | grep -E ' (tch|torch-sys) v'
+	cargo fmt --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p zsc --no-deps
 	cargo test --workspace --no-fail-fast
+	@# the four publishable crates build from what `cargo publish` would upload
+	cargo package --workspace --exclude datagen --exclude zsc-testkit --allow-dirty
 
 bench: setup
 	cargo bench -p zsc
