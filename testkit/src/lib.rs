@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+pub mod checkpoint;
 pub mod fixtures;
 pub mod http_stand_in;
 pub mod hub_stand_in;

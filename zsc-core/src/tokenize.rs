@@ -170,4 +170,31 @@ mod tests {
         assert_eq!(p.attention_mask, vec![1, 1, 1, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(p.real_len(0), 3);
     }
+
+    /// A WordLevel tokenizer.json; with `wrap`, a BERT post-processor adds [CLS] ... [SEP].
+    fn word_level(dir: &Path, wrap: bool) -> PathBuf {
+        let post = if wrap { r#"{"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]}"# } else { "null" };
+        let json = format!(
+            r#"{{"version": "1.0", "truncation": null, "padding": null,
+  "added_tokens": [{{"id": 0, "content": "[PAD]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}},
+                   {{"id": 2, "content": "[CLS]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}},
+                   {{"id": 3, "content": "[SEP]", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}}],
+  "normalizer": null, "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": {post}, "decoder": null,
+  "model": {{"type": "WordLevel", "vocab": {{"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "a": 4, "b": 5}}, "unk_token": "[UNK]"}}}}"#
+        );
+        let path = dir.join(if wrap { "wrapped.json" } else { "bare.json" });
+        std::fs::write(&path, json).unwrap();
+        path
+    }
+
+    #[test]
+    fn dropping_special_tokens_needs_a_tokenizer_that_wraps_sequences() {
+        let d = tempfile::tempdir().unwrap();
+        let wrapped = TextTokenizer::from_file(&word_level(d.path(), true), 16).unwrap();
+        assert!(wrapped.check_wraps_in_special_tokens().is_ok());
+        let bare_path = word_level(d.path(), false);
+        let bare = TextTokenizer::from_file(&bare_path, 16).unwrap();
+        let e = bare.check_wraps_in_special_tokens().unwrap_err().to_string();
+        assert!(e.contains("bare.json") && e.contains("special_tokens: both"), "{e}");
+    }
 }

@@ -3,13 +3,12 @@
 //! CARGO_TARGET_TMPDIR (cargo runs test binaries one after another).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use zsc_core::manifest::{checkpoint_files, tensor_names, write_json_atomic};
-use zsc_core::{CheckpointInfo, ModelSpec, ModelType, SplitRatios};
-use zsc_testkit::fixtures::{write_tiny_bert, TinyBert};
+use zsc_core::{ModelType, SplitRatios};
+use zsc_testkit::checkpoint::FakeCheckpoint;
+use zsc_testkit::fixtures::TinyBert;
 
 pub const HIDDEN: usize = 32;
 pub const N_CODES: usize = 4;
@@ -28,68 +27,21 @@ pub fn poly_codes() -> Vec<f32> {
     values(N_CODES * HIDDEN, 11).into_iter().map(|v| v * 3.0).collect()
 }
 
-/// Add head tensors to a checkpoint's model.safetensors.
-fn add_tensors(path: &Path, extra: Vec<(String, Vec<usize>, Vec<f32>)>) {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-    for (name, t) in st.tensors() {
-        all.insert(name.to_string(), (t.shape().to_vec(), t.data().to_vec()));
-    }
-    for (name, shape, v) in extra {
-        all.insert(name, (shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = all
-        .iter()
-        .map(|(k, (s, d))| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
-        .collect();
-    drop(st);
-    safetensors::serialize_to_file(views, None, path).unwrap();
-}
-
 /// A tiny checkpoint folder of the given type (trained on `data`, if given).
 pub fn write_checkpoint(dir: &Path, model_type: ModelType, template: Option<&str>, data: Option<&Path>) {
-    write_tiny_bert(dir, TinyBert { hidden_size: HIDDEN, ..TinyBert::default() }).unwrap();
-    let weights = dir.join(checkpoint_files::WEIGHTS);
-    let (n_code_vectors, colbert_dim) = match model_type {
-        ModelType::BiEncoder => (None, None),
-        ModelType::PolyEncoder => {
-            add_tensors(&weights, vec![(tensor_names::POLY_CODES.into(), vec![N_CODES, HIDDEN], poly_codes())]);
-            (Some(N_CODES), None)
-        }
-        ModelType::Colbert => {
-            add_tensors(
-                &weights,
-                vec![
-                    (tensor_names::COLBERT_PROJ.into(), vec![COLBERT_DIM, HIDDEN], values(COLBERT_DIM * HIDDEN, 12)),
-                    (tensor_names::COLBERT_SCALE.into(), vec![1], vec![COLBERT_SCALE]),
-                ],
-            );
-            (None, Some(COLBERT_DIM))
-        }
+    let mut c = FakeCheckpoint::new(model_type, TinyBert { hidden_size: HIDDEN, ..TinyBert::default() }, MAX_LENGTH);
+    c = match model_type {
+        ModelType::BiEncoder => c,
+        ModelType::PolyEncoder => c.poly_codes(N_CODES, poly_codes()),
+        ModelType::Colbert => c.colbert(COLBERT_DIM, values(COLBERT_DIM * HIDDEN, 12), COLBERT_SCALE),
     };
-    let info = CheckpointInfo {
-        format_version: zsc_core::manifest::FORMAT_VERSION,
-        spec: ModelSpec {
-            model_type,
-            hidden_size: HIDDEN,
-            max_length: MAX_LENGTH,
-            n_code_vectors,
-            colbert_dim,
-            label_template: template.map(String::from),
-            similarity: Default::default(),
-            embedding: Default::default(),
-            colbert_scoring: Default::default(),
-        },
-        base_model: "tiny".into(),
-        data: data.map(Path::to_path_buf).unwrap_or_else(|| "data/train.json".into()),
-        split: SplitRatios { train: 0.5, val: 0.25, test: 0.25 },
-        seed: 7,
-        step: 1,
-        val_loss: None,
-        created_by: "runtime tests".into(),
-    };
-    write_json_atomic(&dir.join(checkpoint_files::INFO), &info).unwrap();
+    c.spec.label_template = template.map(String::from);
+    if let Some(d) = data {
+        c.data = d.to_path_buf();
+    }
+    c.split = SplitRatios { train: 0.5, val: 0.25, test: 0.25 };
+    c.created_by = "runtime tests".into();
+    c.write(dir);
 }
 
 pub fn tmp_root() -> PathBuf {
