@@ -17,6 +17,7 @@ use zsc_core::tokenize::{TextTokenizer, TokenBatch};
 use zsc_core::{CoreError, ModelSpec, Similarity};
 
 use crate::error::{Error, Result};
+use crate::label::{Label, ViewAggregation};
 use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
 use crate::scoring::{l2_normalize_rows, Cosine, MaxSim, PolyAttention, SentencePool};
 
@@ -52,14 +53,18 @@ pub struct LabelSet {
     labels: Vec<String>,
     owner: u64,
     source: String,
+    /// One row (bi/poly) or token span (ColBERT) per view.
     repr: LabelRepr,
+    /// The views of label `j`: `view_spans[j]`, a range of `repr`'s views.
+    view_spans: Vec<Range<usize>>,
+    aggregation: ViewAggregation,
 }
 
 #[derive(Debug, Clone)]
 enum LabelRepr {
-    /// Bi/poly: one mean-pooled vector per label, `[L, H]`.
+    /// Bi/poly: one pooled vector per view, `[V, H]`.
     Vectors(Array2<f32>),
-    /// ColBERT: real token embeddings of all labels stacked, label `j` owning rows `spans[j]`.
+    /// ColBERT: real token embeddings of all views stacked, view `v` owning rows `spans[v]`.
     Tokens { tokens: Array2<f32>, spans: Vec<Range<usize>> },
 }
 
@@ -78,20 +83,55 @@ impl LabelSet {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+
+    /// One text's view scores to its label scores (the identity when every label has one view).
+    fn aggregate(&self, views: Vec<f32>) -> Vec<f32> {
+        if views.len() == self.labels.len() {
+            return views;
+        }
+        self.view_spans
+            .iter()
+            .map(|span| {
+                let s = &views[span.clone()];
+                match self.aggregation {
+                    ViewAggregation::Max => s.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                    _ => s.iter().sum::<f32>() / s.len() as f32,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One vector per label: the mean of its views' unit vectors, scaled to the views' mean length
+/// (so a dot-product head sees the norms it was trained with).
+fn prototypes(vectors: &Array2<f32>, spans: &[Range<usize>]) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros((spans.len(), vectors.ncols()));
+    for (j, span) in spans.iter().enumerate() {
+        let rows = vectors.slice(ndarray::s![span.clone(), ..]);
+        let norms: Vec<f32> = rows.rows().into_iter().map(|r| r.dot(&r).sqrt().max(1e-12)).collect();
+        let mut mean = ndarray::Array1::<f32>::zeros(vectors.ncols());
+        for (r, n) in rows.rows().into_iter().zip(&norms) {
+            mean.scaled_add(1.0 / n, &r);
+        }
+        let length = mean.dot(&mean).sqrt().max(1e-12);
+        let target = norms.iter().sum::<f32>() / norms.len() as f32;
+        out.row_mut(j).assign(&(mean * (target / length)));
+    }
+    out
 }
 
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::LabelSet {}
     impl Sealed for std::sync::Arc<super::LabelSet> {}
-    impl<S: AsRef<str>> Sealed for [S] {}
-    impl<S: AsRef<str>, const N: usize> Sealed for [S; N] {}
-    impl<S: AsRef<str>> Sealed for Vec<S> {}
+    impl<S: Clone + Into<crate::Label>> Sealed for [S] {}
+    impl<S: Clone + Into<crate::Label>, const N: usize> Sealed for [S; N] {}
+    impl<S: Clone + Into<crate::Label>> Sealed for Vec<S> {}
 }
 
 /// What [`Classifier::classify`], [`Classifier::classify_multi_label`] and [`Classifier::scores`]
 /// accept as candidate labels: a [`LabelSet`] (encoded once, reused; also in an `Arc` shared
-/// between threads) or label names (`&[&str]`,
+/// between threads), [`Label`]s (names with descriptions and examples) or label names (`&[&str]`,
 /// `&["a", "b"]`, `&Vec<String>`, ...), encoded on each call.
 pub trait Labels: sealed::Sealed {
     #[doc(hidden)]
@@ -110,19 +150,19 @@ impl Labels for std::sync::Arc<LabelSet> {
     }
 }
 
-impl<S: AsRef<str>> Labels for [S] {
+impl<S: Clone + Into<Label>> Labels for [S] {
     fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
         Ok(Cow::Owned(classifier.encode_labels(self)?))
     }
 }
 
-impl<S: AsRef<str>, const N: usize> Labels for [S; N] {
+impl<S: Clone + Into<Label>, const N: usize> Labels for [S; N] {
     fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
         self.as_slice().label_set(classifier)
     }
 }
 
-impl<S: AsRef<str>> Labels for Vec<S> {
+impl<S: Clone + Into<Label>> Labels for Vec<S> {
     fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
         self.as_slice().label_set(classifier)
     }
@@ -178,6 +218,7 @@ pub struct Classifier {
     head: Head,
     template: Option<String>,
     batch_size: usize,
+    view_aggregation: ViewAggregation,
     id: u64,
 }
 
@@ -422,6 +463,7 @@ impl Classifier {
             head,
             template,
             batch_size: options.batch_size,
+            view_aggregation: options.view_aggregation,
             id: NEXT_CLASSIFIER_ID.fetch_add(1, Ordering::Relaxed),
             manifest,
         })
@@ -457,61 +499,97 @@ impl Classifier {
         self.batch_size
     }
 
-    /// Encode candidate labels once (the bundle's label template and prompt applied), for many
-    /// calls with the same labels. No labels, or an empty one, is an error.
-    pub fn encode_labels<S: AsRef<str>>(&self, labels: &[S]) -> Result<LabelSet> {
+    /// Encode candidate labels once, for many calls with the same labels: names through the
+    /// bundle's label template and prompt, descriptions with the label prompt, examples with the
+    /// text prompt (they are texts of the label). No labels, an empty name, description or example,
+    /// or more than [`crate::MAX_EXAMPLES_PER_LABEL`] examples are errors.
+    pub fn encode_labels<L: Clone + Into<Label>>(&self, labels: &[L]) -> Result<LabelSet> {
         if labels.is_empty() {
             return Err(Error::NoLabels);
         }
-        if let Some(index) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
-            return Err(Error::EmptyLabel { index });
+        let labels: Vec<Label> = labels.iter().map(|l| l.clone().into()).collect();
+        for (i, l) in labels.iter().enumerate() {
+            l.validate(i)?;
         }
-        let embedding = &self.manifest.spec.embedding;
-        let templated: Vec<String> =
-            labels.iter().map(|l| embedding.label_input(&apply_template(self.template.as_deref(), l.as_ref()))).collect();
-        let pool = SentencePool(embedding.pooling);
+        let (inputs, view_spans) = self.view_inputs(&labels);
+        let mut aggregation = self.view_aggregation;
         let repr = match self.head {
             Head::Bi(_) | Head::Poly(..) => {
-                let mut vectors = Array2::<f32>::zeros((labels.len(), self.manifest.output_dim));
-                self.for_each_batch(&templated, |rows, hidden, batch| {
-                    let mask = mask_view(batch)?;
-                    let pooled = pool.pool(hidden.view(), mask);
-                    for (k, &row) in rows.iter().enumerate() {
-                        vectors.row_mut(row).assign(&pooled.row(k));
-                    }
-                    Ok(())
-                })?;
-                LabelRepr::Vectors(vectors)
-            }
-            Head::Colbert(_) => {
-                let keep_special = self.manifest.spec.colbert_scoring.special_tokens;
-                let mut per_label: Vec<Array2<f32>> = vec![Array2::zeros((0, 0)); labels.len()];
-                self.for_each_batch(&templated, |rows, hidden, batch| {
-                    for (k, &row) in rows.iter().enumerate() {
-                        per_label[row] = scored_tokens(hidden.index_axis(Axis(0), k), batch, k, keep_special.label());
-                    }
-                    Ok(())
-                })?;
-                let mut spans = Vec::with_capacity(per_label.len());
-                let mut start = 0;
-                for t in &per_label {
-                    spans.push(start..start + t.nrows());
-                    start += t.nrows();
+                let vectors = self.pooled(&inputs)?;
+                if aggregation == ViewAggregation::Prototype && vectors.nrows() > labels.len() {
+                    aggregation = ViewAggregation::Mean; // one view per label from here on
+                    LabelRepr::Vectors(prototypes(&vectors, &view_spans))
+                } else {
+                    LabelRepr::Vectors(vectors)
                 }
-                let views: Vec<ArrayView2<'_, f32>> = per_label.iter().map(|a| a.view()).collect();
-                let tokens = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::BadOutput {
-                    path: self.encoder_path.clone(),
-                    message: format!("label token embeddings of different widths: {e}"),
-                })?;
-                LabelRepr::Tokens { tokens, spans }
             }
+            Head::Colbert(_) => self.view_tokens(&inputs)?,
+        };
+        let view_spans = match &repr {
+            LabelRepr::Vectors(v) if v.nrows() == labels.len() => (0..labels.len()).map(|j| j..j + 1).collect(),
+            _ => view_spans,
         };
         Ok(LabelSet {
-            labels: labels.iter().map(|l| l.as_ref().to_string()).collect(),
+            labels: labels.into_iter().map(|l| l.name).collect(),
             owner: self.id,
             source: self.dir.display().to_string(),
             repr,
+            view_spans,
+            aggregation,
         })
+    }
+
+    /// The encoder inputs of every view of every label, and each label's range of views.
+    fn view_inputs(&self, labels: &[Label]) -> (Vec<String>, Vec<Range<usize>>) {
+        let embedding = &self.manifest.spec.embedding;
+        let mut inputs = Vec::new();
+        let mut spans = Vec::with_capacity(labels.len());
+        for l in labels {
+            let start = inputs.len();
+            inputs.push(embedding.label_input(&apply_template(self.template.as_deref(), &l.name)));
+            inputs.extend(l.description.iter().map(|d| embedding.label_input(d)));
+            inputs.extend(l.examples.iter().map(|e| embedding.text_input(e)));
+            spans.push(start..inputs.len());
+        }
+        (inputs, spans)
+    }
+
+    /// Pooled vectors `[n, H]` of prepared encoder inputs.
+    fn pooled(&self, inputs: &[String]) -> Result<Array2<f32>> {
+        let pool = SentencePool(self.manifest.spec.embedding.pooling);
+        let mut vectors = Array2::<f32>::zeros((inputs.len(), self.manifest.output_dim));
+        self.for_each_batch(inputs, |rows, hidden, batch| {
+            let pooled = pool.pool(hidden.view(), mask_view(batch)?);
+            for (k, &row) in rows.iter().enumerate() {
+                vectors.row_mut(row).assign(&pooled.row(k));
+            }
+            Ok(())
+        })?;
+        Ok(vectors)
+    }
+
+    /// ColBERT: the scored token rows of every input, stacked, with each input's span.
+    fn view_tokens(&self, inputs: &[String]) -> Result<LabelRepr> {
+        let keep_special = self.manifest.spec.colbert_scoring.special_tokens.label();
+        let mut per_view: Vec<Array2<f32>> = vec![Array2::zeros((0, 0)); inputs.len()];
+        self.for_each_batch(inputs, |rows, hidden, batch| {
+            for (k, &row) in rows.iter().enumerate() {
+                per_view[row] = scored_tokens(hidden.index_axis(Axis(0), k), batch, k, keep_special);
+            }
+            Ok(())
+        })?;
+        let mut spans = Vec::with_capacity(per_view.len());
+        let mut start = 0;
+        for t in &per_view {
+            spans.push(start..start + t.nrows());
+            start += t.nrows();
+        }
+        let views: Vec<ArrayView2<'_, f32>> = per_view.iter().map(|a| a.view()).collect();
+        let tokens = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::BadOutput {
+            path: self.encoder_path.clone(),
+            message: format!("label token embeddings of different widths: {e}"),
+        })?;
+        Ok(LabelRepr::Tokens { tokens, spans })
     }
 
     /// The `top_k` best labels of every text, best first, with single-label probabilities (they
@@ -622,7 +700,7 @@ impl Classifier {
             }
             Ok(())
         })?;
-        Ok(scores)
+        Ok(scores.into_iter().map(|row| labels.aggregate(row)).collect())
     }
 
     /// Sentence embeddings `[n, H]` as sentence-transformers' `encode` gives them: the text

@@ -132,6 +132,24 @@ pub enum Error {
         index: usize,
     },
 
+    /// A label's description or examples are unusable (empty, too many) or its name appears twice.
+    #[error("label `{label}`: {message}")]
+    InvalidLabel {
+        /// The label's name.
+        label: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A labels file could not be read or parsed.
+    #[error("labels file {path}: {message}")]
+    LabelsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the entry.
+        message: String,
+    },
+
     /// A [`crate::LabelSet`] was encoded by another classifier.
     #[error("this label set was encoded by another classifier (model {label_set_source}); encode the labels again")]
     ForeignLabelSet {

@@ -37,6 +37,7 @@
 
 mod classifier;
 mod error;
+mod label;
 mod options;
 mod ort_env;
 #[cfg(feature = "hub")]
@@ -48,5 +49,6 @@ pub mod serve;
 
 pub use classifier::{Classifier, LabelSet, Labels, Prediction};
 pub use error::{Error, OrtError, Result};
+pub use label::{read_labels_file, Label, ViewAggregation, MAX_EXAMPLES_PER_LABEL};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
 pub use probability::{Probabilities, ProbabilityMode};

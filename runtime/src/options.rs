@@ -107,6 +107,9 @@ pub struct ClassifierOptions {
     pub label_template: LabelTemplate,
     /// ONNX Runtime's graph optimisation level (all by default).
     pub optimization_level: OptimizationLevel,
+    /// How a label's views (name, description, examples) combine into its score
+    /// ([`crate::ViewAggregation`]; labels with a name only are not affected).
+    pub view_aggregation: crate::ViewAggregation,
     /// Sessions in the pool: concurrent `classify` calls run in parallel up to this many.
     pub sessions: usize,
     /// ONNX Runtime shared library to load (overrides `ORT_DYLIB_PATH`; else the path baked in at build
@@ -123,6 +126,7 @@ impl Default for ClassifierOptions {
             batch_size: 32,
             label_template: LabelTemplate::FromManifest,
             optimization_level: OptimizationLevel::All,
+            view_aggregation: Default::default(),
             sessions: 1,
             ort_dylib_path: None,
         }
@@ -180,6 +184,12 @@ impl ClassifierOptions {
     /// Sets [`ClassifierOptions::optimization_level`].
     pub fn with_optimization_level(mut self, level: OptimizationLevel) -> Self {
         self.optimization_level = level;
+        self
+    }
+
+    /// Sets [`ClassifierOptions::view_aggregation`].
+    pub fn with_view_aggregation(mut self, aggregation: crate::ViewAggregation) -> Self {
+        self.view_aggregation = aggregation;
         self
     }
 

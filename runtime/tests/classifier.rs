@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array2, Axis};
 use zsc::scoring::{MaxSim, MeanPool, PolyAttention};
-use zsc::{Classifier, ClassifierOptions, Error, LabelTemplate, ProbabilityMode};
+use zsc::{Classifier, ClassifierOptions, Error, Label, LabelTemplate, ProbabilityMode, ViewAggregation};
 use zsc_core::ModelType;
 
 const TEXTS: [&str; 6] = [
@@ -369,4 +369,71 @@ fn public_scoring_api_is_usable() {
     assert_eq!(PolyAttention::score(ctx.view(), Array2::eye(2).view()).len(), 2);
     let m = MaxSim::new(2.0);
     assert_eq!(m.score_many(Array2::eye(2).view(), Array2::eye(2).view(), &[0..1, 1..2]).to_vec(), vec![2.0, 2.0]);
+}
+
+fn load_with(dir: &Path, aggregation: ViewAggregation) -> Classifier {
+    Classifier::from_dir(dir, ClassifierOptions::default().with_intra_threads(1).with_view_aggregation(aggregation)).unwrap()
+}
+
+/// A label with a description and examples scores its views as separate labels would, combined by
+/// the aggregation; a label with a name only scores as the bare name, in every architecture.
+#[test]
+fn label_views_combine_as_their_separate_scores() {
+    let b = common::bundles();
+    let refund = Label::new("refund")
+        .with_description("money going back to the customer")
+        .with_examples(["please reverse the charge", "i want my money back"]);
+    let views = ["refund", "money going back to the customer", "please reverse the charge", "i want my money back"];
+    for dir in [&b.bi, &b.poly, &b.colbert] {
+        for aggregation in [ViewAggregation::Mean, ViewAggregation::Max] {
+            let clf = load_with(dir, aggregation);
+            let separate = clf.scores(&TEXTS, &views).unwrap();
+            let labels = [refund.clone(), Label::new("alarm clock")];
+            let got = clf.scores(&TEXTS, &labels).unwrap();
+            let bare = clf.scores(&TEXTS, &["alarm clock"]).unwrap();
+            for ((g, s), plain) in got.iter().zip(&separate).zip(&bare) {
+                let expected = match aggregation {
+                    ViewAggregation::Max => s.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                    _ => s.iter().sum::<f32>() / 4.0,
+                };
+                assert!((g[0] - expected).abs() < 1e-4, "{} {aggregation:?}: {} vs {expected}", dir.display(), g[0]);
+                assert!((g[1] - plain[0]).abs() < 1e-6, "a name-only label is unchanged");
+            }
+            let names = clf.encode_labels(&labels).unwrap();
+            assert_eq!(names.labels(), ["refund", "alarm clock"]);
+        }
+    }
+}
+
+/// BiEncoder prototype: the label is scored as one vector, the mean of its views' unit vectors
+/// scaled to their mean length (these tiny bundles have no prompts, template or normalisation, so
+/// a view's label vector is its `embed`).
+#[test]
+fn prototype_scores_the_mean_unit_vector_at_the_mean_length() {
+    let clf = load_with(&common::bundles().bi, ViewAggregation::Prototype);
+    let views = ["refund", "please reverse the charge", "i want my money back"];
+    let e = clf.embed(&views).unwrap();
+    let norms: Vec<f32> = e.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let mut proto = ndarray::Array1::<f32>::zeros(e.ncols());
+    for (r, n) in e.rows().into_iter().zip(&norms) {
+        proto.scaled_add(1.0 / n, &r);
+    }
+    let scale = norms.iter().sum::<f32>() / 3.0 / proto.dot(&proto).sqrt();
+    proto *= scale;
+    let texts = clf.embed(&TEXTS).unwrap();
+    let label = Label::new("refund").with_examples(["please reverse the charge", "i want my money back"]);
+    let got = clf.scores(&TEXTS, &[label]).unwrap();
+    for (g, t) in got.iter().zip(texts.rows()) {
+        assert!((g[0] - t.dot(&proto)).abs() < 1e-3 * t.dot(&proto).abs().max(1.0), "{} vs {}", g[0], t.dot(&proto));
+    }
+}
+
+#[test]
+fn bad_label_views_are_errors() {
+    let clf = load(&common::bundles().bi, 4);
+    let e = clf.scores(&TEXTS, &[Label::new("x").with_examples(["ok", " "])]).unwrap_err();
+    assert!(matches!(&e, Error::InvalidLabel { label, .. } if label == "x"), "{e}");
+    let many: Vec<String> = (0..=zsc::MAX_EXAMPLES_PER_LABEL).map(|i| format!("t{i}")).collect();
+    assert!(clf.scores(&TEXTS, &[Label::new("x").with_examples(many)]).is_err());
+    assert!(clf.scores(&TEXTS, &[Label::new("x").with_description("")]).is_err());
 }

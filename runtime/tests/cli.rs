@@ -276,3 +276,50 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
     let o = zsc(&["serve", "--model", f.bundle.to_str().unwrap(), "--max-batch", "0"], None);
     assert!(!o.status.success() && stderr(&o).contains("max_batch"), "{}", stderr(&o));
 }
+
+/// `--labels-file` in YAML with descriptions and examples: classify scores as the library does,
+/// eval and calibrate take the views by name, a bad file is one error line naming it.
+#[test]
+fn labels_files_with_descriptions_and_examples() {
+    let f = fixture();
+    let dir = common::tmp_root().join("cli-data");
+    let yaml = dir.join("labels.yaml");
+    std::fs::write(
+        &yaml,
+        "- name: banking\n  description: money and accounts\n  examples: [send money home, my card is blocked]\n- cooking\n- name: weather\n  examples: [rain later?]\n",
+    )
+    .unwrap();
+    let b = f.bundle.to_str().unwrap();
+    let o = zsc(
+        &["classify", "--model", b, "--labels-file", yaml.to_str().unwrap(), "--views", "mean", "--json", "transfer money"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    let clf =
+        zsc::Classifier::from_dir(&f.bundle, zsc::ClassifierOptions::default().with_view_aggregation(zsc::ViewAggregation::Mean))
+            .unwrap();
+    let labels = zsc::read_labels_file(&yaml).unwrap();
+    let expected = clf.scores(&["transfer money"], &labels).unwrap().remove(0);
+    for l in line["labels"].as_array().unwrap() {
+        let j = labels.iter().position(|x| x.name == l["label"].as_str().unwrap()).unwrap();
+        assert!((l["score"].as_f64().unwrap() - expected[j] as f64).abs() < 1e-5, "{line}");
+    }
+
+    let data = f.data.to_str().unwrap();
+    let o =
+        zsc(&["eval", "--model", b, "--data", data, "--split", "all", "--labels-file", yaml.to_str().unwrap(), "--json"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"ece\""), "{}", stdout(&o));
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "- name: banking\n  examples: []\n- name: banking\n").unwrap();
+    let o = zsc(&["classify", "--model", b, "--labels-file", bad.to_str().unwrap(), "x"], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.yaml") && stderr(&o).contains("twice"), "{}", stderr(&o));
+    let unknown = dir.join("unknown.yaml");
+    std::fs::write(&unknown, "- name: astrology\n  examples: [my horoscope]\n").unwrap();
+    let o = zsc(&["eval", "--model", b, "--data", data, "--split", "all", "--labels-file", unknown.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("astrology") && stderr(&o).contains("not a candidate label"), "{}", stderr(&o));
+}

@@ -138,6 +138,30 @@ async fn api_endpoints_and_probabilities() {
     assert!(m.contains("zsc_requests_total{route=\"/v1/classify\",status=\"200\"} 4"), "{m}");
     assert!(m.contains("zsc_label_cache_hits_total 3") && m.contains("zsc_label_cache_misses_total 1"), "{m}");
     assert!(m.contains("zsc_batch_texts_count") && m.contains("zsc_queue_depth 0"));
+
+    // labels may be objects with a description and examples: scored as the library scores them
+    let refund =
+        zsc::Label::new("refund").with_description("money back").with_examples(["reverse the charge", "undo my payment"]);
+    let body = json!({"texts": ["x", "pay me back"], "labels": [
+        {"name": "refund", "description": "money back", "examples": ["reverse the charge", "undo my payment"]}, "music"]});
+    let (status, v) = classify(&c, &s.url, &body).await;
+    assert_eq!(status, 200, "{v}");
+    let expected = clf.scores(&["x", "pay me back"], &[refund, zsc::Label::new("music")]).unwrap();
+    for (row, res) in expected.iter().zip(v["results"].as_array().unwrap()) {
+        for l in res["labels"].as_array().unwrap() {
+            let j = usize::from(l["label"] == "music");
+            assert!((l["score"].as_f64().unwrap() - row[j] as f64).abs() < 1e-5, "{v}");
+        }
+    }
+    for (bad, says) in [
+        (json!([{"name": "refund", "examples": ["ok", ""]}]), "example 1 is empty"),
+        (json!(["refund", {"name": "refund"}]), "twice"),
+    ] {
+        let (status, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": bad})).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v.to_string().contains(says), "{v}");
+    }
+
     s.shutdown().await;
 }
 

@@ -12,13 +12,16 @@
 //! hf-hub into the standard Hugging Face cache; `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
 //! `HF_HUB_OFFLINE` as in Python).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use zsc::{Classifier, ClassifierOptions, ExecutionProvider, LabelSet, Prediction, ProbabilityMode};
+use zsc::{
+    read_labels_file, Classifier, ClassifierOptions, ExecutionProvider, Label, LabelSet, Prediction, ProbabilityMode,
+    ViewAggregation,
+};
 use zsc_core::calibration::{fit_calibration, pairwise_ece, top1_ece};
 use zsc_core::data::{load_samples, select_split, unique_labels, Sample};
 use zsc_core::eval_protocol::{best_micro_f1_threshold, restrict_to_samples, sample_key, ProtocolReport, SampleKey};
@@ -49,6 +52,10 @@ struct Common {
     /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
+    /// How a label's views (name, description, examples from --labels-file) combine into its
+    /// score: prototype, mean or max (docs/labels.md).
+    #[arg(long, global = true, value_name = "HOW", default_value = "prototype")]
+    views: ViewAggregation,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,7 +79,8 @@ struct ClassifyArgs {
     /// A candidate label (repeat the flag for more).
     #[arg(long = "label", value_name = "L")]
     labels: Vec<String>,
-    /// A file with one candidate label per line (blank lines ignored).
+    /// Candidate labels from a file: YAML or JSON (`.yaml`, `.yml`, `.json`), a list of names or
+    /// `{name, description, examples}` objects; any other file, one name per line.
     #[arg(long, value_name = "F")]
     labels_file: Option<PathBuf>,
     /// Show the K best labels per text (default 5; 0 = all).
@@ -107,6 +115,10 @@ struct EvalArgs {
     /// Use this data file's unique labels as the candidate set (e.g. to add distractors).
     #[arg(long, value_name = "FILE")]
     labels_from: Option<PathBuf>,
+    /// Descriptions and examples of the candidate labels, by name (a labels file as for
+    /// `classify`); labels it does not name keep their name only.
+    #[arg(long, value_name = "F")]
+    labels_file: Option<PathBuf>,
     /// Keep only samples that also occur in this data file, same text and labels (e.g. `data/nlupp.json`:
     /// the NLU++ part of the training file's split); candidate labels are then those of the kept samples.
     #[arg(long, value_name = "FILE")]
@@ -143,6 +155,10 @@ struct CalibrateArgs {
     /// Use this data file's unique labels as the candidate set (default: those of the split).
     #[arg(long, value_name = "FILE")]
     labels_from: Option<PathBuf>,
+    /// Descriptions and examples of the candidate labels, by name, so the calibration fits the
+    /// scores of labels with views.
+    #[arg(long, value_name = "F")]
+    labels_file: Option<PathBuf>,
     /// Print the fitted calibration as JSON on the last stdout line.
     #[arg(long)]
     json: bool,
@@ -238,7 +254,20 @@ fn options(common: &Common) -> Result<ClassifierOptions> {
     if let Some(spinning) = common.spinning {
         o = o.with_intra_op_spinning(spinning);
     }
-    Ok(o)
+    Ok(o.with_view_aggregation(common.views))
+}
+
+/// The candidate labels `names` with the descriptions and examples `labels_file` gives by name.
+fn with_views(names: &[String], labels_file: Option<&Path>) -> Result<Vec<Label>> {
+    let Some(path) = labels_file else {
+        return Ok(names.iter().map(Label::from).collect());
+    };
+    let mut by_name: HashMap<String, Label> = read_labels_file(path)?.into_iter().map(|l| (l.name.clone(), l)).collect();
+    let labels: Vec<Label> = names.iter().map(|n| by_name.remove(n).unwrap_or_else(|| Label::from(n))).collect();
+    if let Some(extra) = by_name.keys().next() {
+        bail!("{} names `{extra}`, which is not a candidate label here", path.display());
+    }
+    Ok(labels)
 }
 
 fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
@@ -262,11 +291,6 @@ fn load(model: &str, options: ClassifierOptions) -> Result<Classifier> {
     clf.with_context(|| format!("loading bundle {model}"))
 }
 
-fn read_labels_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading labels file {}", path.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
-}
-
 /// One `--json` line of `zsc classify` (fields in this order).
 #[derive(serde::Serialize)]
 struct ClassifyLine<'a> {
@@ -278,7 +302,7 @@ struct ClassifyLine<'a> {
 }
 
 fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
-    let mut labels = args.labels.clone();
+    let mut labels: Vec<Label> = args.labels.iter().map(Label::from).collect();
     if let Some(f) = &args.labels_file {
         labels.extend(read_labels_file(f)?);
     }
@@ -415,7 +439,7 @@ fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
         args.restrict_to.as_ref().map(|f| format!(", restricted to {}", f.display())).unwrap_or_default(),
         labels.len()
     );
-    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let cache = clf.encode_labels(&with_views(&labels, args.labels_file.as_deref())?).context("encoding the labels")?;
     let scores = score_all(&clf, &cache, &samples)?;
     let (top1, at_k) = accuracy(&scores, &gold);
     if let Some(path) = &args.predictions {
@@ -546,7 +570,7 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
         ratios.test,
         labels.len()
     );
-    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    let cache = clf.encode_labels(&with_views(&labels, args.labels_file.as_deref())?).context("encoding the labels")?;
     let scores = score_all(&clf, &cache, &samples)?;
     let fit = fit_calibration(&scores, &gold).context("fitting the calibration")?;
     let mut c = fit.calibration;

@@ -17,7 +17,9 @@ use tokio::sync::oneshot;
 
 use super::batcher::{Arriving, Work};
 use super::AppState;
+use super::ServeOptions;
 use crate::classifier::{LabelSet, Prediction};
+use crate::label::{check_labels as check_label_set, Label};
 use crate::probability::{Probabilities, ProbabilityMode};
 
 /// An error answer: `{"error": message, "code": ..., "limit": name, "max": value}`.
@@ -222,11 +224,57 @@ fn check_inputs(
     Ok(())
 }
 
+/// A candidate label of a request: a name, or `{"name", "description"?, "examples"?}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LabelEntry {
+    Name(String),
+    Label(Label),
+}
+
+impl From<LabelEntry> for Label {
+    fn from(e: LabelEntry) -> Label {
+        match e {
+            LabelEntry::Name(n) => Label::new(n),
+            LabelEntry::Label(l) => l,
+        }
+    }
+}
+
+/// Labels against the limits: names as `check_inputs` checks labels, descriptions and examples as
+/// it checks texts, every label valid, and all their views (name, description, examples) within
+/// `max_labels`, since each view is encoded like a label.
+fn check_labels(labels: &[Label], o: &ServeOptions) -> Result<(), ApiError> {
+    let names: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
+    check_inputs(&names, "labels", ("max_labels", o.max_labels), ("max_label_chars", o.max_label_chars))?;
+    if let Err(e) = check_label_set(labels) {
+        return Err(ApiError::bad(e.to_string()));
+    }
+    for l in labels {
+        let texts: Vec<String> = l.description.iter().chain(&l.examples).cloned().collect();
+        if !texts.is_empty() {
+            let field = "the descriptions and examples of a label";
+            check_inputs(&texts, field, ("max_labels", o.max_labels), ("max_text_chars", o.max_text_chars))?;
+        }
+    }
+    let views: usize = labels.iter().map(Label::views).sum();
+    if views > o.max_labels {
+        return Err(ApiError::limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            "max_labels",
+            o.max_labels,
+            format!("{views} label views (names, descriptions, examples) in one request, over the limit of {}", o.max_labels),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClassifyRequest {
     texts: Vec<String>,
-    labels: Vec<String>,
+    labels: Vec<LabelEntry>,
     /// The k best labels per text (default and 0: all).
     #[serde(default)]
     top_k: Option<usize>,
@@ -255,18 +303,19 @@ async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bod
     let arriving = st.queue.arriving();
     let req: ClassifyRequest = read_json(&st, &headers, body).await?;
     let o = &st.options;
+    let req_labels: Vec<Label> = req.labels.into_iter().map(Label::from).collect();
     check_inputs(&req.texts, "texts", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
-    check_inputs(&req.labels, "labels", ("max_labels", o.max_labels), ("max_label_chars", o.max_label_chars))?;
+    check_labels(&req_labels, o)?;
     if let Some(t) = req.threshold {
         if !(0.0..=1.0).contains(&t) {
             return Err(ApiError::bad(format!("threshold must be a probability between 0 and 1, got {t}")));
         }
     }
     let k = match req.top_k {
-        None | Some(0) => req.labels.len(),
-        Some(k) => k.min(req.labels.len()),
+        None | Some(0) => req_labels.len(),
+        Some(k) => k.min(req_labels.len()),
     };
-    let (labels, arriving) = label_set(&st, &req.labels, arriving).await?;
+    let (labels, arriving) = label_set(&st, &req_labels, arriving).await?;
     let (tx, rx) = oneshot::channel();
     let queued = submit(&st, Work::Classify { texts: req.texts, labels: labels.clone(), reply: tx });
     drop(arriving);
@@ -318,7 +367,7 @@ async fn embed(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
 /// hit the guard is handed back, to be dropped once the text job is queued.
 async fn label_set(
     st: &Arc<AppState>,
-    labels: &[String],
+    labels: &[Label],
     arriving: Arriving,
 ) -> Result<(Arc<LabelSet>, Option<Arriving>), ApiError> {
     let (cell, _hit) = st.labels.cell(labels);

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::classifier::{Classifier, LabelSet};
+use crate::label::Label;
 
 use super::metrics::Metrics;
 
@@ -38,7 +39,7 @@ pub(crate) enum Work {
     /// Mean-pooled embeddings of `texts`.
     Embed { texts: Vec<String>, reply: Reply<Rows> },
     /// Encode a new label set (an LRU cache miss).
-    EncodeLabels { labels: Vec<String>, reply: Reply<LabelSet> },
+    EncodeLabels { labels: Vec<Label>, reply: Reply<LabelSet> },
 }
 
 impl Work {
@@ -46,7 +47,7 @@ impl Work {
     fn size(&self) -> usize {
         match self {
             Work::Classify { texts, .. } | Work::Embed { texts, .. } => texts.len(),
-            Work::EncodeLabels { labels, .. } => labels.len(),
+            Work::EncodeLabels { labels, .. } => labels.iter().map(Label::views).sum(),
         }
     }
 

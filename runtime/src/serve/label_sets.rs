@@ -1,5 +1,5 @@
-//! [`LabelSets`]: an LRU cache of encoded label sets, bounded by the total number of labels it
-//! holds (an entry's memory grows with its labels, not with the number of entries). Concurrent
+//! [`LabelSets`]: an LRU cache of encoded label sets, bounded by the total number of label views
+//! (names, descriptions, examples) it holds (an entry's memory grows with its labels, not with the number of entries). Concurrent
 //! requests with the same new label set share one encoding.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use crate::classifier::LabelSet;
+use crate::label::Label;
 
 use super::metrics::Metrics;
 
@@ -25,7 +26,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Lru {
-    map: HashMap<Vec<String>, Entry>,
+    map: HashMap<Vec<Label>, Entry>,
     tick: u64,
     labels: usize,
 }
@@ -44,7 +45,8 @@ impl LabelSets {
 
     /// The cell for `labels` (new and empty on a miss), and whether it was already encoded.
     /// Inserting evicts the least recently used sets until the total fits `max_labels`.
-    pub(crate) fn cell(&self, labels: &[String]) -> (LabelCell, bool) {
+    pub(crate) fn cell(&self, labels: &[Label]) -> (LabelCell, bool) {
+        let size: usize = labels.iter().map(Label::views).sum();
         let mut lru = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         lru.tick += 1;
         let tick = lru.tick;
@@ -55,15 +57,15 @@ impl LabelSets {
             self.count(hit);
             return (cell, hit);
         }
-        while lru.labels + labels.len() > self.max_labels {
+        while lru.labels + size > self.max_labels {
             let Some(oldest) = lru.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) else { break };
             if let Some(e) = lru.map.remove(&oldest) {
                 lru.labels -= e.labels;
             }
         }
         let cell: LabelCell = Arc::new(OnceCell::new());
-        lru.labels += labels.len();
-        lru.map.insert(labels.to_vec(), Entry { cell: cell.clone(), last_used: tick, labels: labels.len() });
+        lru.labels += size;
+        lru.map.insert(labels.to_vec(), Entry { cell: cell.clone(), last_used: tick, labels: size });
         self.metrics.label_cache_labels.store(lru.labels as i64, Ordering::Relaxed);
         self.metrics.label_cache_sets.store(lru.map.len() as i64, Ordering::Relaxed);
         self.count(false);
@@ -86,8 +88,8 @@ impl LabelSets {
 mod tests {
     use super::*;
 
-    fn set(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn set(names: &[&str]) -> Vec<Label> {
+        names.iter().map(|s| Label::new(*s)).collect()
     }
 
     #[test]
