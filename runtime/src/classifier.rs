@@ -19,7 +19,9 @@ use zsc_core::{CoreError, ModelSpec, Similarity};
 use crate::error::{Error, Result};
 use crate::label::{Label, ViewAggregation};
 use crate::options::{ClassifierOptions, ExecutionProvider, LabelTemplate};
+use crate::probability::{Prediction, Probabilities, ProbabilityMode};
 use crate::scoring::{l2_normalize_rows, Cosine, MaxSim, PolyAttention, SentencePool};
+use zsc_core::calibration::Calibration;
 
 /// Gives every classifier a distinct id, so a [`LabelSet`] can't be used with another model.
 static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
@@ -165,27 +167,6 @@ impl<S: Clone + Into<Label>, const N: usize> Labels for [S; N] {
 impl<S: Clone + Into<Label>> Labels for Vec<S> {
     fn label_set<'a>(&'a self, classifier: &Classifier) -> Result<Cow<'a, LabelSet>> {
         self.as_slice().label_set(classifier)
-    }
-}
-
-/// One label of a text's ranking.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct Prediction {
-    /// The label, as given.
-    pub label: String,
-    /// The raw score (logit): what the model computes, comparable within one text.
-    pub score: f32,
-    /// The probability: with the bundle's calibration (`zsc calibrate`) single-label
-    /// `softmax(score / T)` over the candidates or multi-label `sigmoid(score / T + b)`; without
-    /// one the uncalibrated `sigmoid(score)` (see [`crate::Probabilities`]).
-    pub probability: f32,
-}
-
-impl Prediction {
-    /// A prediction from its parts.
-    pub fn new(label: impl Into<String>, score: f32, probability: f32) -> Self {
-        Prediction { label: label.into(), score, probability }
     }
 }
 
@@ -615,7 +596,7 @@ impl Classifier {
         }
         let labels = labels.label_set(self)?;
         let scores = self.scores_of(texts, &labels)?;
-        let p = self.probability(crate::ProbabilityMode::SingleLabel);
+        let p = self.probability(ProbabilityMode::SingleLabel);
         Ok(scores.iter().map(|s| p.rank(s, labels.labels(), top_k)).collect())
     }
 
@@ -629,7 +610,7 @@ impl Classifier {
     ) -> Result<Vec<Vec<Prediction>>> {
         let labels = labels.label_set(self)?;
         let scores = self.scores_of(texts, &labels)?;
-        let p = self.probability(crate::ProbabilityMode::MultiLabel);
+        let p = self.probability(ProbabilityMode::MultiLabel);
         Ok(scores
             .iter()
             .map(|s| p.rank(s, labels.labels(), s.len()).into_iter().filter(|l| l.probability >= threshold).collect())
@@ -871,4 +852,16 @@ fn assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Classifier>();
     is::<LabelSet>();
+}
+
+impl Classifier {
+    /// The bundle's calibration (`manifest.json`), if it has one.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.manifest().calibration.as_ref()
+    }
+
+    /// Probabilities in `mode` with this bundle's calibration.
+    pub fn probability(&self, mode: ProbabilityMode) -> Probabilities<'_> {
+        Probabilities::new(self.calibration(), mode)
+    }
 }

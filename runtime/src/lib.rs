@@ -47,8 +47,8 @@ pub mod scoring;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-pub use classifier::{Classifier, LabelSet, Labels, Prediction};
+pub use classifier::{Classifier, LabelSet, Labels};
 pub use error::{Error, OrtError, Result};
 pub use label::{read_labels_file, Label, ViewAggregation, MAX_EXAMPLES_PER_LABEL};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};
-pub use probability::{Probabilities, ProbabilityMode};
+pub use probability::{Prediction, Probabilities, ProbabilityMode};

@@ -10,8 +10,28 @@
 
 use zsc_core::calibration::Calibration;
 
-use crate::classifier::{Classifier, Prediction};
 use crate::scoring::sigmoid;
+
+/// One label of a text's ranking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Prediction {
+    /// The label, as given.
+    pub label: String,
+    /// The raw score (logit): what the model computes, comparable within one text.
+    pub score: f32,
+    /// The probability: with the bundle's calibration (`zsc calibrate`) single-label
+    /// `softmax(score / T)` over the candidates or multi-label `sigmoid(score / T + b)`; without
+    /// one the uncalibrated `sigmoid(score)` (see [`crate::Probabilities`]).
+    pub probability: f32,
+}
+
+impl Prediction {
+    /// A prediction from its parts.
+    pub fn new(label: impl Into<String>, score: f32, probability: f32) -> Self {
+        Prediction { label: label.into(), score, probability }
+    }
+}
 
 /// How the candidate labels of one text relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -25,7 +45,7 @@ pub enum ProbabilityMode {
     MultiLabel,
 }
 
-/// Turns score rows into probabilities for one bundle ([`Classifier::probability`]).
+/// Turns score rows into probabilities for one bundle ([`crate::Classifier::probability`]).
 ///
 /// ```no_run
 /// # fn main() -> zsc::Result<()> {
@@ -92,18 +112,6 @@ impl<'a> Probabilities<'a> {
             ),
             (None, _) => "p = sigmoid(score), UNCALIBRATED (orders labels, is not a confidence): run `zsc calibrate`".into(),
         }
-    }
-}
-
-impl Classifier {
-    /// The bundle's calibration (`manifest.json`), if it has one.
-    pub fn calibration(&self) -> Option<&Calibration> {
-        self.manifest().calibration.as_ref()
-    }
-
-    /// Probabilities in `mode` with this bundle's calibration.
-    pub fn probability(&self, mode: ProbabilityMode) -> Probabilities<'_> {
-        Probabilities::new(self.calibration(), mode)
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Similarity;
 use crate::error::{CoreError, Result};
-use crate::manifest::read_json;
+use crate::json_file::read_json;
 
 /// How token states `[T, H]` become one vector (sentence-transformers' `Pooling` modes).
 /// Padding never takes part.

@@ -18,8 +18,9 @@ use tokio::sync::oneshot;
 use super::batcher::{Arriving, Work};
 use super::AppState;
 use super::ServeOptions;
-use crate::classifier::{LabelSet, Prediction};
+use crate::classifier::LabelSet;
 use crate::label::{check_labels as check_label_set, Label};
+use crate::probability::Prediction;
 use crate::probability::{Probabilities, ProbabilityMode};
 
 /// An error answer: `{"error": message, "code": ..., "limit": name, "max": value}`.
