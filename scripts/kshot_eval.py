@@ -145,24 +145,25 @@ def main():
 
         for task, dev_path, test_path in TASKS:
             dev, test = load(dev_path), load(test_path)
+            test_labels = set(labels_of(test))
             for k in ks:
                 for seed in (seeds if k > 0 else [0]):
-                    shots = draw(dev, k, seed, task)
-                    missing = set(labels_of(test)) - set(shots)
+                    drawn = draw(dev, k, seed, task)
+                    missing = test_labels - set(drawn)
                     assert not missing, f"{task}: test labels without dev texts: {missing}"
+                    shots = {n: ex for n, ex in drawn.items() if n in test_labels}
                     labels_file = None
                     if k > 0:
                         labels_file = os.path.join(tmp, f"{task}_{k}_{seed}.json")
                         Path(labels_file).write_text(json.dumps(
-                            [{"name": n, "examples": ex} for n, ex in shots.items() if n in labels_of(test)]))
+                            [{"name": n, "examples": ex} for n, ex in shots.items()]))
                     for name, bundle in bundles:
                         for v in (views if k > 0 else ["-"]):
                             acc = zsc_eval(a.zsc, bundle, test_path, labels_file, v if v != "-" else "prototype", a.threads)
                             emit({"task": task, "k": k, "seed": seed, "method": f"{name}" + (f" {v}" if k > 0 else ""),
                                   "top1": acc})
                     if baselines and k > 0:
-                        shots_t = {n: ex for n, ex in shots.items() if n in labels_of(test)}
-                        p, l = baselines.accuracy(shots_t, test)
+                        p, l = baselines.accuracy(shots, test)
                         emit({"task": task, "k": k, "seed": seed, "method": "prototype of the examples (base)", "top1": p})
                         emit({"task": task, "k": k, "seed": seed, "method": "logistic regression (base)", "top1": l})
     table(rows, ks)
