@@ -15,8 +15,10 @@ test: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc -p zsc --no-deps
 	cargo test --workspace --no-fail-fast
+	@# the Python package (installed by setup): parity with the CLI just built, errors, threads, Ray
+	.venv/bin/python -m pytest -q python/tests
 	@# the four publishable crates build from what `cargo publish` would upload
-	cargo package --workspace --exclude datagen --exclude zsc-testkit --allow-dirty
+	cargo package --workspace --exclude datagen --exclude zsc-testkit --exclude zsc-python --allow-dirty
 
 bench: setup
 	cargo bench -p zsc

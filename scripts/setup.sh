@@ -53,3 +53,25 @@ ln -sfn "$MODEL_DIR" models/all-MiniLM-L6-v2
 echo "[setup] libtorch:    vendor/libtorch -> $SITE/torch"
 echo "[setup] onnxruntime: vendor/onnxruntime/libonnxruntime.so -> $ORT_SO"
 echo "[setup] base model:  models/all-MiniLM-L6-v2 -> $MODEL_DIR"
+
+# The Python package (python/, `zsc-rs` on PyPI, `import zsc`): built from this checkout as a wheel
+# (release, abi3) and installed into .venv with its test tools; ray[data] for zsc.ray (an optional
+# extra of the package, installed here so that `make test` runs the Ray test). A rebuild after a
+# change recompiles only what changed.
+PY_PINS=(maturin==1.16.0 pytest==9.2.0 "ray[data]==2.60.0" openai==3.51.0)
+if ! "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
+import importlib.metadata as m
+assert m.version("maturin") == "1.16.0"
+assert m.version("pytest") == "9.2.0"
+assert m.version("ray") == "2.60.0"
+assert m.version("openai") == "3.51.0"
+PY
+then
+  echo "[setup] installing ${PY_PINS[*]} into .venv (~1 min)"
+  "$VENV/bin/pip" install --disable-pip-version-check -q "${PY_PINS[@]}"
+fi
+echo "[setup] building the Python package (python/ -> target/wheels; ~4 min the first time)"
+"$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels
+WHEEL=$(ls -t target/wheels/zsc_rs-*.whl | head -n1)
+"$VENV/bin/pip" install --disable-pip-version-check -q --force-reinstall --no-deps "$WHEEL"
+echo "[setup] python:      import zsc  (${WHEEL##*/} in .venv)"

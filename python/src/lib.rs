@@ -1,0 +1,401 @@
+//! `zsc._zsc`: the Python bindings of the `zsc` runtime (PyO3). The Python package `zsc`
+//! (python/pysrc/zsc) re-exports these classes; its docstrings and type stubs are the user's
+//! documentation.
+//!
+//! Inference runs with the GIL released, so Python threads calling one classifier run in parallel
+//! up to its `sessions`. Every input is checked in Rust: bad ones raise `ValueError`,
+//! `FileNotFoundError` or `zsc.ZscError` with the message the `zsc` CLI prints, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use zsc::{Classifier, ClassifierOptions, Error, Label, LabelSet, Prediction, ProbabilityMode, ViewAggregation};
+
+create_exception!(
+    zsc,
+    ZscError,
+    PyException,
+    "An error of the zsc runtime (bundle, ONNX Runtime, Hub) that is not a bad argument."
+);
+
+/// The message `zsc` prints: the error and its causes, joined by ": ".
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// A runtime error as the Python exception a caller would expect.
+fn to_py(err: Error) -> PyErr {
+    let message = error_chain(&err);
+    match &err {
+        Error::EmptyText { .. }
+        | Error::NoLabels
+        | Error::EmptyLabel { .. }
+        | Error::InvalidLabel { .. }
+        | Error::InvalidOption { .. }
+        | Error::ForeignLabelSet { .. } => PyValueError::new_err(message),
+        Error::LabelsFile { path, .. } if !path.exists() => PyFileNotFoundError::new_err(message),
+        Error::LabelsFile { .. } => PyValueError::new_err(message),
+        Error::Manifest { dir, .. } if !dir.exists() => PyFileNotFoundError::new_err(message),
+        _ => ZscError::new_err(message),
+    }
+}
+
+/// Texts: one string, or any iterable of strings.
+fn texts_arg(texts: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if let Ok(s) = texts.cast::<PyString>() {
+        return Ok(vec![s.extract::<String>()?]);
+    }
+    let mut out = Vec::new();
+    for (i, item) in texts.try_iter().map_err(|_| PyValueError::new_err("texts: give a string or a list of strings"))?.enumerate()
+    {
+        let item = item?;
+        let text: String =
+            item.extract().map_err(|_| PyValueError::new_err(format!("text {i} is not a string: {}", type_name(&item))))?;
+        out.push(text);
+    }
+    Ok(out)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// A label with a description and examples (`zsc.Label`).
+#[pyclass(module = "zsc", name = "Label", frozen, eq)]
+#[derive(Clone, PartialEq)]
+struct PyLabel {
+    #[pyo3(get)]
+    name: String,
+    #[pyo3(get)]
+    description: Option<String>,
+    #[pyo3(get)]
+    examples: Vec<String>,
+}
+
+#[pymethods]
+impl PyLabel {
+    /// `Label(name, description=None, examples=None)`: the name is what predictions return.
+    #[new]
+    #[pyo3(signature = (name, description=None, examples=None))]
+    fn new(name: String, description: Option<String>, examples: Option<Vec<String>>) -> Self {
+        PyLabel { name, description, examples: examples.unwrap_or_default() }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Label(name={:?}, description={:?}, examples={:?})", self.name, self.description, self.examples)
+    }
+}
+
+impl From<&PyLabel> for Label {
+    fn from(l: &PyLabel) -> Label {
+        let mut label = Label::new(l.name.clone()).with_examples(l.examples.clone());
+        if let Some(d) = &l.description {
+            label = label.with_description(d.clone());
+        }
+        label
+    }
+}
+
+impl From<Label> for PyLabel {
+    fn from(l: Label) -> PyLabel {
+        PyLabel { name: l.name, description: l.description, examples: l.examples }
+    }
+}
+
+/// One label given as a dict `{"name", "description"?, "examples"?}`.
+fn label_from_dict(d: &Bound<'_, PyDict>, index: usize) -> PyResult<Label> {
+    let bad = |m: String| PyValueError::new_err(format!("label {index}: {m}"));
+    for key in d.keys() {
+        let key: String = key.extract().map_err(|_| bad("keys must be strings".into()))?;
+        if !matches!(key.as_str(), "name" | "description" | "examples") {
+            return Err(bad(format!("unknown key `{key}` (expected name, description, examples)")));
+        }
+    }
+    let name: String = match d.get_item("name")? {
+        Some(n) => n.extract().map_err(|_| bad("`name` must be a string".into()))?,
+        None => return Err(bad("no `name`".into())),
+    };
+    let mut label = Label::new(name);
+    if let Some(desc) = d.get_item("description")?.filter(|v| !v.is_none()) {
+        label = label.with_description(desc.extract::<String>().map_err(|_| bad("`description` must be a string".into()))?);
+    }
+    if let Some(ex) = d.get_item("examples")?.filter(|v| !v.is_none()) {
+        let examples: Vec<String> = if ex.cast::<PyString>().is_ok() {
+            return Err(bad("`examples` must be a list of strings, not one string".into()));
+        } else {
+            ex.extract().map_err(|_| bad("`examples` must be a list of strings".into()))?
+        };
+        label = label.with_examples(examples);
+    }
+    Ok(label)
+}
+
+/// One label: a name, a `zsc.Label` or a dict.
+fn label_arg(item: &Bound<'_, PyAny>, index: usize) -> PyResult<Label> {
+    if let Ok(s) = item.cast::<PyString>() {
+        return Ok(Label::new(s.extract::<String>()?));
+    }
+    if let Ok(l) = item.cast::<PyLabel>() {
+        return Ok(Label::from(l.get()));
+    }
+    if let Ok(d) = item.cast::<PyDict>() {
+        return label_from_dict(d, index);
+    }
+    Err(PyValueError::new_err(format!("label {index} is a {}: give a string, a dict or a zsc.Label", type_name(item))))
+}
+
+/// Labels as given: an encoded `LabelSet` or labels to encode.
+enum LabelsArg {
+    Encoded(Arc<LabelSet>),
+    Raw(Vec<Label>),
+}
+
+fn labels_arg(labels: &Bound<'_, PyAny>) -> PyResult<LabelsArg> {
+    if let Ok(set) = labels.cast::<PyLabelSet>() {
+        return Ok(LabelsArg::Encoded(set.get().inner.clone()));
+    }
+    if labels.cast::<PyString>().is_ok() || labels.cast::<PyDict>().is_ok() || labels.cast::<PyLabel>().is_ok() {
+        return Ok(LabelsArg::Raw(vec![label_arg(labels, 0)?]));
+    }
+    let iter =
+        labels.try_iter().map_err(|_| PyValueError::new_err("labels: give a string, a list of labels or a zsc.LabelSet"))?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        out.push(label_arg(&item?, i)?);
+    }
+    Ok(LabelsArg::Raw(out))
+}
+
+/// Candidate labels encoded once (`Classifier.encode_labels`), reusable in every call.
+#[pyclass(module = "zsc", name = "LabelSet", frozen)]
+struct PyLabelSet {
+    inner: Arc<LabelSet>,
+}
+
+#[pymethods]
+impl PyLabelSet {
+    /// The label names, in order.
+    #[getter]
+    fn labels(&self) -> Vec<String> {
+        self.inner.labels().to_vec()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("LabelSet({} labels)", self.inner.len())
+    }
+}
+
+/// A loaded bundle (`zsc.Classifier`).
+#[pyclass(module = "zsc", name = "Classifier", frozen)]
+struct PyClassifier {
+    inner: Arc<Classifier>,
+}
+
+fn parse_views(views: &str) -> PyResult<ViewAggregation> {
+    views.parse().map_err(|e: String| PyValueError::new_err(format!("views: {e}")))
+}
+
+impl PyClassifier {
+    /// The encoded labels for one call (encoding raw ones with the GIL released).
+    fn label_set(&self, py: Python<'_>, labels: LabelsArg) -> PyResult<Arc<LabelSet>> {
+        match labels {
+            LabelsArg::Encoded(set) => Ok(set),
+            LabelsArg::Raw(labels) => {
+                let clf = &self.inner;
+                py.detach(|| clf.encode_labels(&labels)).map(Arc::new).map_err(to_py)
+            }
+        }
+    }
+
+    fn scores_matrix(&self, py: Python<'_>, texts: &[String], labels: &Arc<LabelSet>) -> PyResult<Vec<Vec<f32>>> {
+        let clf = &self.inner;
+        py.detach(|| clf.scores(texts, labels)).map_err(to_py)
+    }
+}
+
+/// The ONNX Runtime library to load: `ORT_DYLIB_PATH`, else the `onnxruntime` wheel's own
+/// (`zsc._ort.library_path`).
+fn ort_library_of_python(py: Python<'_>) -> PyResult<Option<PathBuf>> {
+    py.import("zsc._ort")?.call_method0("library_path")?.extract()
+}
+
+fn to_array(rows: Vec<Vec<f32>>, width: usize) -> Array2<f32> {
+    let n = rows.len();
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    Array2::from_shape_vec((n, width), flat).expect("every score row has one entry per label")
+}
+
+fn prediction_dict<'py>(py: Python<'py>, p: &Prediction) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("label", &p.label)?;
+    d.set_item("score", p.score)?;
+    d.set_item("probability", p.probability)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PyClassifier {
+    /// Load a bundle: a local folder or a Hugging Face Hub id (`org/name[@revision]`, fetched into
+    /// the standard cache; a warm cache works offline).
+    ///
+    /// threads: ONNX Runtime threads per session (default: one per physical core); sessions: how
+    /// many calls run in parallel; batch_size: texts per encoder call; views: how a label's name,
+    /// description and examples combine (`prototype`, `mean`, `max`); ort_library: the ONNX Runtime
+    /// shared library (default: `ORT_DYLIB_PATH`, else the `onnxruntime` package's).
+    #[staticmethod]
+    #[pyo3(signature = (model, *, threads=None, sessions=1, batch_size=32, views="prototype", ort_library=None))]
+    fn from_pretrained(
+        py: Python<'_>,
+        model: PathBuf,
+        threads: Option<usize>,
+        sessions: usize,
+        batch_size: usize,
+        views: &str,
+        ort_library: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let mut options = ClassifierOptions::default()
+            .with_sessions(sessions)
+            .with_batch_size(batch_size)
+            .with_view_aggregation(parse_views(views)?);
+        if let Some(t) = threads {
+            options = options.with_intra_threads(t);
+        }
+        if let Some(lib) = ort_library.or(ort_library_of_python(py)?) {
+            options = options.with_ort_dylib_path(lib);
+        }
+        let model = model.to_string_lossy().into_owned();
+        let clf = py.detach(|| Classifier::from_pretrained(&model, options)).map_err(to_py)?;
+        Ok(PyClassifier { inner: Arc::new(clf) })
+    }
+
+    /// Rank the labels for each text, best first: per text a list of
+    /// `{"label", "score", "probability"}`. top_k: how many (None: all); multi_label: independent
+    /// per-label probabilities instead of a distribution over the labels; threshold: keep labels
+    /// whose probability reaches it. A single string is one text.
+    #[pyo3(signature = (texts, labels, top_k=None, multi_label=false, threshold=None))]
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        labels: &Bound<'py, PyAny>,
+        top_k: Option<usize>,
+        multi_label: bool,
+        threshold: Option<f32>,
+    ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+        if top_k == Some(0) {
+            return Err(PyValueError::new_err("invalid option `top_k`: must be at least 1 (None gives every label)"));
+        }
+        if let Some(p) = threshold.filter(|p| !(0.0..=1.0).contains(p)) {
+            return Err(PyValueError::new_err(format!("threshold must be a probability between 0 and 1, got {p}")));
+        }
+        let texts = texts_arg(texts)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let scores = self.scores_matrix(py, &texts, &labels)?;
+        let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
+        let probability = self.inner.probability(mode);
+        let k = top_k.unwrap_or(labels.len());
+        let mut out = Vec::with_capacity(scores.len());
+        for row in &scores {
+            let mut ranked = probability.rank(row, labels.labels(), k);
+            if let Some(p) = threshold {
+                ranked.retain(|l| l.probability >= p);
+            }
+            out.push(ranked.iter().map(|p| prediction_dict(py, p)).collect::<PyResult<Vec<_>>>()?);
+        }
+        Ok(out)
+    }
+
+    /// Raw scores (logits), float32 `[len(texts), len(labels)]`.
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        labels: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let texts = texts_arg(texts)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let scores = self.scores_matrix(py, &texts, &labels)?;
+        Ok(to_array(scores, labels.len()).into_pyarray(py))
+    }
+
+    /// Sentence embeddings as sentence-transformers' `encode` gives them, float32 `[len(texts), dim]`.
+    fn embed<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let texts = texts_arg(texts)?;
+        let clf = &self.inner;
+        let vectors = py.detach(|| clf.embed(&texts)).map_err(to_py)?;
+        Ok(vectors.into_pyarray(py))
+    }
+
+    /// Encode labels once; the `LabelSet` is accepted wherever labels are, by this classifier.
+    fn encode_labels(&self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<PyLabelSet> {
+        let set = self.label_set(py, labels_arg(labels)?)?;
+        Ok(PyLabelSet { inner: set })
+    }
+
+    /// `bi_encoder`, `poly_encoder` or `colbert`.
+    #[getter]
+    fn model_type(&self) -> String {
+        self.inner.model_type().to_string()
+    }
+
+    /// Width of `embed`'s vectors.
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.manifest().output_dim
+    }
+
+    /// Whether the bundle carries calibrated probabilities.
+    #[getter]
+    fn calibrated(&self) -> bool {
+        self.inner.calibration().is_some()
+    }
+
+    /// The local bundle folder.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.dir().to_path_buf()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Classifier({}, {})", self.inner.dir().display(), self.inner.model_type())
+    }
+}
+
+/// Labels from a YAML/JSON/lines file, as `zsc classify --labels-file` reads them.
+#[pyfunction]
+fn read_labels_file(path: PathBuf) -> PyResult<Vec<PyLabel>> {
+    let labels = zsc::read_labels_file(Path::new(&path)).map_err(to_py)?;
+    Ok(labels.into_iter().map(PyLabel::from).collect())
+}
+
+#[pymodule]
+fn _zsc(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyClassifier>()?;
+    m.add_class::<PyLabelSet>()?;
+    m.add_class::<PyLabel>()?;
+    m.add_function(wrap_pyfunction!(read_labels_file, m)?)?;
+    m.add("ZscError", m.py().get_type::<ZscError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
