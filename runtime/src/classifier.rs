@@ -706,6 +706,16 @@ impl Classifier {
         Ok(if self.manifest.spec.embedding.normalize { l2_normalize_rows(out) } else { out })
     }
 
+    /// Tokens the encoder reads for each text (its prompt and special tokens included, after
+    /// truncation to the bundle's `max_length`): the `usage` an embeddings API reports.
+    pub fn token_counts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = self.tokenizer.encode_batch(&self.text_inputs(texts)).map_err(Error::Tokenizer)?;
+        Ok((0..batch.batch).map(|i| batch.real_len(i)).collect())
+    }
+
     /// Texts as the encoder sees them: after the bundle's text prompt.
     fn text_inputs<S: AsRef<str>>(&self, texts: &[S]) -> Vec<String> {
         texts.iter().map(|t| self.manifest.spec.embedding.text_input(t.as_ref())).collect()

@@ -447,3 +447,133 @@ fn poly_and_colbert_bundles_serve_too() {
         });
     }
 }
+
+async fn start_models(models: Vec<(String, Arc<Classifier>)>, options: ServeOptions) -> Running {
+    let server = Server::bind_models(models, with(options, |o| o.port = 0)).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let metrics = server.metrics();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Running { addr, url: format!("http://{addr}"), stop: Some(tx), task, metrics }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_every_route_but_health_and_ready() {
+    let clf = classifier();
+    let s = start(clf.clone(), opts(|o| o.api_keys = zsc::serve::ApiKeys::new(["key-one", " key-two "]))).await;
+    let c = client();
+    let body = json!({"texts": ["x"], "labels": LABELS});
+    for route in ["/health", "/ready"] {
+        assert_eq!(c.get(format!("{}{route}", s.url)).send().await.unwrap().status(), 200, "{route} stays open");
+    }
+    let r = c.post(format!("{}/v1/classify", s.url)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "unauthorized");
+    assert!(v["error"].as_str().unwrap().contains("Authorization: Bearer"), "{v}");
+    for wrong in ["key-on", "key-one2", "Basic a2V5LW9uZQ=="] {
+        let header = if wrong.starts_with("Basic") { wrong.to_string() } else { format!("Bearer {wrong}") };
+        let r = c.post(format!("{}/v1/classify", s.url)).header("authorization", header).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
+    for key in ["key-one", "key-two"] {
+        let r = c.post(format!("{}/v1/classify", s.url)).bearer_auth(key).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+    }
+    assert_eq!(c.get(format!("{}/metrics", s.url)).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(format!("{}/v1/models", s.url)).send().await.unwrap().status(), 401);
+    let text = c.get(format!("{}/metrics", s.url)).bearer_auth("key-two").send().await.unwrap().text().await.unwrap();
+    // missing: the first classify, /metrics and /v1/models; invalid: the two wrong Bearer keys
+    // (a Basic header has no Bearer key: missing)
+    assert!(text.contains("zsc_auth_failures_total{reason=\"missing\"} 4"), "{text}");
+    assert!(text.contains("zsc_auth_failures_total{reason=\"invalid\"} 2"), "{text}");
+    assert!(text.contains("zsc_requests_total{route=\"/v1/classify\",status=\"401\"} 4"), "{text}");
+    assert!(!format!("{:?}", zsc::serve::ApiKeys::new(["secret"])).contains("secret"));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_models_and_openai_embeddings() {
+    let bi = classifier();
+    let poly = Arc::new(Classifier::from_dir(&common::bundles().poly, ClassifierOptions::default()).unwrap());
+    let s = start_models(vec![("bi".into(), bi.clone()), ("poly".into(), poly.clone())], ServeOptions::default()).await;
+    let c = client();
+    let models: Value = c.get(format!("{}/v1/models", s.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["bi", "poly"]);
+    assert_eq!(
+        (models["data"][0]["default"].as_bool(), models["data"][1]["model_type"].as_str()),
+        (Some(true), Some("poly_encoder"))
+    );
+
+    // classify: the default, then by name; an unknown name is 404 naming the served ones
+    let (_, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": ["a b"], "model": "poly"})).await;
+    let expected = poly.scores(&["x"], &["a b"]).unwrap()[0][0];
+    assert!((v["results"][0]["labels"][0]["score"].as_f64().unwrap() - expected as f64).abs() < 1e-5, "{v}");
+    let (_, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": ["a b"]})).await;
+    let expected = bi.scores(&["x"], &["a b"]).unwrap()[0][0];
+    assert!((v["results"][0]["labels"][0]["score"].as_f64().unwrap() - expected as f64).abs() < 1e-5, "{v}");
+    let (status, v) = classify(&c, &s.url, &json!({"texts": ["x"], "labels": ["a"], "model": "nope"})).await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("model_not_found")));
+    assert!(v["error"].as_str().unwrap().contains("bi, poly"), "{v}");
+
+    // /v1/embeddings: floats, base64 (little-endian f32), usage, the model's width only
+    let embeddings = |body: Value| {
+        let c = c.clone();
+        let url = format!("{}/v1/embeddings", s.url);
+        async move {
+            let r = c.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let texts = ["a b c", "d"];
+    let expected = poly.embed(&texts).unwrap();
+    let (status, v) = embeddings(json!({"input": texts, "model": "poly"})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((v["object"].as_str(), v["model"].as_str()), (Some("list"), Some("poly")));
+    let tokens: usize = poly.token_counts(&texts).unwrap().iter().sum();
+    assert_eq!(v["usage"], json!({"prompt_tokens": tokens, "total_tokens": tokens}));
+    for (i, item) in v["data"].as_array().unwrap().iter().enumerate() {
+        assert_eq!((item["object"].as_str(), item["index"].as_u64()), (Some("embedding"), Some(i as u64)));
+        for (k, x) in item["embedding"].as_array().unwrap().iter().enumerate() {
+            assert!((x.as_f64().unwrap() - expected[[i, k]] as f64).abs() < 1e-5);
+        }
+    }
+    let (_, v) = embeddings(json!({"input": "a b c", "model": "poly", "encoding_format": "base64"})).await;
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(v["data"][0]["embedding"].as_str().unwrap()).unwrap();
+    let decoded: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(decoded.len(), common::HIDDEN);
+    assert!(decoded.iter().zip(expected.row(0)).all(|(a, b)| (a - b).abs() < 1e-5));
+    let dim = common::HIDDEN;
+    assert_eq!(embeddings(json!({"input": "x", "dimensions": dim})).await.0, 200);
+    for bad in [
+        json!({"input": "x", "dimensions": dim - 1}),
+        json!({"input": "x", "dimensions": dim + 1}),
+        json!({"input": [[1, 2, 3]]}),
+        json!({"input": []}),
+        json!({"input": "x", "encoding_format": "int8"}),
+    ] {
+        let (status, v) = embeddings(bad.clone()).await;
+        assert_eq!(status, 400, "{bad} -> {v}");
+    }
+    assert_eq!(embeddings(json!({"input": "x", "model": "gpt-4"})).await.0, 404);
+    s.shutdown().await;
+
+    // a Matryoshka model may be cut: the first dimensions, renormalised
+    let s = start_models(vec![("bi".into(), bi.clone())], opts(|o| o.truncatable_embeddings = true)).await;
+    let r = c.post(format!("{}/v1/embeddings", s.url)).json(&json!({"input": "a b c", "dimensions": 8})).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    let cut: Vec<f64> = v["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(cut.len(), 8);
+    let norm = cut.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5 || !bi.spec().embedding.normalize, "{norm}");
+    s.shutdown().await;
+
+    let e = Server::bind_models(vec![("m".into(), bi.clone()), ("m".into(), bi)], opts(|o| o.port = 0)).await.err().unwrap();
+    assert!(e.to_string().contains("two models are named `m`"), "{e}");
+}

@@ -167,9 +167,21 @@ struct CalibrateArgs {
 #[cfg(feature = "serve")]
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Bundle folder, or a Hugging Face Hub id `org/name[@revision]`.
-    #[arg(long, value_name = "BUNDLE")]
-    model: String,
+    /// Bundle folder or Hugging Face Hub id `org/name[@revision]`, optionally named `NAME=BUNDLE`;
+    /// repeat for several models (requests choose with `"model": NAME`; the first is the default).
+    #[arg(long, value_name = "[NAME=]BUNDLE", required = true)]
+    model: Vec<String>,
+    /// Require `Authorization: Bearer KEY` on every route but /health and /ready (repeatable;
+    /// prefer ZSC_API_KEYS, comma-separated, or --api-key-file: the command line is visible to
+    /// other users of the machine).
+    #[arg(long, value_name = "KEY", env = "ZSC_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    api_key: Vec<String>,
+    /// Read API keys from a file, one per line (blank lines and `#` comments skipped).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// /v1/embeddings may cut vectors to `dimensions` (Matryoshka models only).
+    #[arg(long)]
+    truncatable_embeddings: bool,
     /// Address to listen on (loopback by default; 0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -623,32 +635,68 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     o.request_timeout = Duration::from_millis(args.request_timeout_ms);
     o.header_read_timeout = Duration::from_millis(args.header_timeout_ms);
     o.max_connections = args.max_connections;
+    o.api_keys = api_keys(args)?;
+    o.truncatable_embeddings = args.truncatable_embeddings;
     o.validate().context("zsc serve")?;
     let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
     if common.threads.is_none() {
         clf_options = clf_options.with_intra_threads((cores / workers.max(1)).max(1));
     }
     let threads = clf_options.intra_threads.unwrap_or(1);
-    let clf = load(&args.model, clf_options)?;
-    let calibrated = clf.calibration().is_some();
-    let model_type = clf.model_type();
+    let mut models = Vec::with_capacity(args.model.len());
+    for spec in &args.model {
+        let (name, bundle) = model_name(spec);
+        models.push((name.to_string(), Arc::new(load(bundle, clf_options.clone())?)));
+    }
+    let secured = if o.api_keys.is_empty() { "no API key" } else { "API keys required" };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let server = zsc::serve::Server::bind(Arc::new(clf), args.model.clone(), o).await?;
+        let described: Vec<String> = models
+            .iter()
+            .map(|(name, clf)| {
+                let calibrated = if clf.calibration().is_some() { "calibrated" } else { "uncalibrated probabilities" };
+                format!("{name} ({}, {calibrated})", clf.model_type())
+            })
+            .collect();
+        let server = zsc::serve::Server::bind_models(models, o).await?;
         let addr = server.local_addr().context("reading the bound address")?;
         // the first stdout line, for scripts (and tests) that start the server on port 0
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         eprintln!(
-            "zsc serve: {} ({model_type}, {}) on http://{addr}, {workers} worker(s) x {threads} thread(s); \
+            "zsc serve: {} on http://{addr}, {workers} worker(s) x {threads} thread(s) per model, {secured}; \
              Ctrl-C or SIGTERM drains in-flight requests and stops",
-            args.model,
-            if calibrated { "calibrated" } else { "uncalibrated probabilities" }
+            described.join(", ")
         );
         server.run(zsc::serve::shutdown_signal()).await;
         eprintln!("zsc serve: stopped");
         anyhow::Ok(())
     })
+}
+
+/// `NAME=BUNDLE` as (NAME, BUNDLE); a bare bundle is named by itself.
+#[cfg(feature = "serve")]
+fn model_name(spec: &str) -> (&str, &str) {
+    match spec.split_once('=') {
+        Some((name, bundle)) if !name.is_empty() && !name.contains(['/', '\\']) => (name, bundle),
+        _ => (spec, spec),
+    }
+}
+
+/// The keys of --api-key / ZSC_API_KEYS and --api-key-file.
+#[cfg(feature = "serve")]
+fn api_keys(args: &ServeArgs) -> Result<zsc::serve::ApiKeys> {
+    let mut keys = args.api_key.clone();
+    if let Some(file) = &args.api_key_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading API keys from {}", file.display()))?;
+        let from_file: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+        if from_file.is_empty() {
+            bail!("{} holds no API key", file.display());
+        }
+        keys.extend(from_file);
+    }
+    Ok(zsc::serve::ApiKeys::new(keys))
 }
 
 /// One JSON line per text: its gold labels, the top-1 label (as `accuracy` ranks), its score, and

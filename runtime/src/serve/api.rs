@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::batcher::{Arriving, Work};
-use super::AppState;
 use super::ServeOptions;
+use super::{AppState, ModelState};
 use crate::classifier::LabelSet;
 use crate::label::{check_labels as check_label_set, Label};
 use crate::probability::Prediction;
@@ -58,7 +58,7 @@ impl ApiError {
         self
     }
 
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
@@ -85,11 +85,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/classify", post(classify))
         .route("/v1/embed", post(embed))
+        .route("/v1/embeddings", post(super::openai::embeddings))
+        .route("/v1/models", get(super::openai::models))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -101,6 +104,8 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     let route: &'static str = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/v1/classify") => "/v1/classify",
         Some("/v1/embed") => "/v1/embed",
+        Some("/v1/embeddings") => "/v1/embeddings",
+        Some("/v1/models") => "/v1/models",
         Some("/health") => "/health",
         Some("/ready") => "/ready",
         Some("/metrics") => "/metrics",
@@ -125,11 +130,42 @@ async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     resp
 }
 
+/// With API keys: `Authorization: Bearer KEY` on every route but `/health` and `/ready`; a
+/// missing or unknown key answers 401 (counted by reason in `/metrics`).
+async fn authorize(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let keys = &st.options.api_keys;
+    if keys.is_empty() || matches!(req.uri().path(), "/health" | "/ready") {
+        return next.run(req).await;
+    }
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+    let refused = match given {
+        Some(key) if keys.accepts(key) => return next.run(req).await,
+        Some(_) => {
+            st.metrics.auth_invalid.fetch_add(1, Ordering::Relaxed);
+            "invalid API key"
+        }
+        None => {
+            st.metrics.auth_missing.fetch_add(1, Ordering::Relaxed);
+            "missing API key: send the header `Authorization: Bearer KEY`"
+        }
+    };
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused).into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The key of an `Authorization: Bearer KEY` header value (the scheme in any case).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such route: POST /v1/classify, POST /v1/embed, GET /health, /ready, /metrics",
+        "no such route: POST /v1/classify, /v1/embed, /v1/embeddings, GET /v1/models, /health, /ready, /metrics",
     )
 }
 
@@ -143,11 +179,13 @@ async fn health() -> Json<serde_json::Value> {
 
 async fn ready(State(st): State<Arc<AppState>>) -> Response {
     if st.ready.load(Ordering::Relaxed) {
+        let default = &st.models[0];
         Json(serde_json::json!({
             "status": "ready",
-            "model": st.model_name,
-            "model_type": st.classifier.model_type().as_str(),
-            "calibrated": st.classifier.calibration().is_some(),
+            "model": default.name,
+            "model_type": default.classifier.model_type().as_str(),
+            "calibrated": default.classifier.calibration().is_some(),
+            "models": st.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         }))
         .into_response()
     } else {
@@ -161,7 +199,11 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
 
 /// The body as JSON, within `max_body_bytes`: a declared Content-Length over the limit is refused
 /// before a byte of the body is read; a body that turns out longer is cut off at the limit.
-async fn read_json<T: serde::de::DeserializeOwned>(st: &AppState, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     let max = st.options.max_body_bytes;
     let too_large = |size: String| {
         ApiError::limit(
@@ -189,7 +231,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(st: &AppState, headers: &Head
 }
 
 /// Texts (or labels) of a request against the count and length limits; blank ones are refused.
-fn check_inputs(
+pub(crate) fn check_inputs(
     items: &[String],
     field: &'static str,
     max_items: (&'static str, usize),
@@ -285,6 +327,9 @@ struct ClassifyRequest {
     /// Keep only labels with at least this probability.
     #[serde(default)]
     threshold: Option<f32>,
+    /// Which served model (default: the first).
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -301,8 +346,9 @@ struct ClassifyResponse {
 }
 
 async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<ClassifyResponse>, ApiError> {
-    let arriving = st.queue.arriving();
+    let arriving = st.models[0].queue.arriving();
     let req: ClassifyRequest = read_json(&st, &headers, body).await?;
+    let (model, arriving) = pick_model(&st, req.model.as_deref(), arriving)?;
     let o = &st.options;
     let req_labels: Vec<Label> = req.labels.into_iter().map(Label::from).collect();
     check_inputs(&req.texts, "texts", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
@@ -316,14 +362,14 @@ async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bod
         None | Some(0) => req_labels.len(),
         Some(k) => k.min(req_labels.len()),
     };
-    let (labels, arriving) = label_set(&st, &req_labels, arriving).await?;
+    let (labels, arriving) = label_set(&st, model, &req_labels, arriving).await?;
     let (tx, rx) = oneshot::channel();
-    let queued = submit(&st, Work::Classify { texts: req.texts, labels: labels.clone(), reply: tx });
+    let queued = submit(&st, model, Work::Classify { texts: req.texts, labels: labels.clone(), reply: tx });
     drop(arriving);
     queued?;
     let scores = wait(rx).await?;
     let mode = if req.multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
-    let p = Probabilities::new(st.classifier.calibration(), mode);
+    let p = Probabilities::new(model.classifier.calibration(), mode);
     let results = scores
         .iter()
         .map(|row| {
@@ -341,6 +387,9 @@ async fn classify(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bod
 #[serde(deny_unknown_fields)]
 struct EmbedRequest {
     texts: Vec<String>,
+    /// Which served model (default: the first).
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -350,16 +399,45 @@ struct EmbedResponse {
 }
 
 async fn embed(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<EmbedResponse>, ApiError> {
-    let arriving = st.queue.arriving();
+    let arriving = st.models[0].queue.arriving();
     let req: EmbedRequest = read_json(&st, &headers, body).await?;
+    let (model, arriving) = pick_model(&st, req.model.as_deref(), arriving)?;
     let o = &st.options;
     check_inputs(&req.texts, "texts", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
+    let embeddings = embed_texts(&st, model, req.texts, arriving).await?;
+    Ok(Json(EmbedResponse { embeddings, dim: model.classifier.manifest().output_dim }))
+}
+
+/// Sentence embeddings of `texts` through `model`'s queue (batched with other requests).
+pub(crate) async fn embed_texts(
+    st: &AppState,
+    model: &ModelState,
+    texts: Vec<String>,
+    arriving: Arriving,
+) -> Result<Vec<Vec<f32>>, ApiError> {
     let (tx, rx) = oneshot::channel();
-    let queued = submit(&st, Work::Embed { texts: req.texts, reply: tx });
+    let queued = submit(st, model, Work::Embed { texts, reply: tx });
     drop(arriving);
     queued?;
-    let embeddings = wait(rx).await?;
-    Ok(Json(EmbedResponse { embeddings, dim: st.classifier.manifest().output_dim }))
+    wait(rx).await
+}
+
+/// The model a request names (the default when none), with the arriving guard moved to its queue.
+pub(crate) fn pick_model<'a>(
+    st: &'a AppState,
+    name: Option<&str>,
+    arriving: Arriving,
+) -> Result<(&'a ModelState, Arriving), ApiError> {
+    let Some(model) = st.model(name) else {
+        let names: Vec<&str> = st.models.iter().map(|m| m.name.as_str()).collect();
+        let message = format!("no model `{}` here; served: {}", name.unwrap_or_default(), names.join(", "));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "model_not_found", message));
+    };
+    if std::ptr::eq(model, &st.models[0]) {
+        return Ok((model, arriving));
+    }
+    drop(arriving);
+    Ok((model, model.queue.arriving()))
 }
 
 /// The encoded label set from the LRU cache; on a miss it is encoded once (by a worker, queued
@@ -367,11 +445,12 @@ async fn embed(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
 /// that has to wait for an encoding stops counting as arriving (its text job comes later); on a
 /// hit the guard is handed back, to be dropped once the text job is queued.
 async fn label_set(
-    st: &Arc<AppState>,
+    st: &AppState,
+    model: &ModelState,
     labels: &[Label],
     arriving: Arriving,
 ) -> Result<(Arc<LabelSet>, Option<Arriving>), ApiError> {
-    let (cell, _hit) = st.labels.cell(labels);
+    let (cell, _hit) = model.labels.cell(labels);
     if let Some(cache) = cell.get() {
         return Ok((cache.clone(), Some(arriving)));
     }
@@ -379,15 +458,15 @@ async fn label_set(
     let cache = cell
         .get_or_try_init(|| async {
             let (tx, rx) = oneshot::channel();
-            submit(st, Work::EncodeLabels { labels: labels.to_vec(), reply: tx })?;
+            submit(st, model, Work::EncodeLabels { labels: labels.to_vec(), reply: tx })?;
             wait(rx).await.map(Arc::new)
         })
         .await?;
     Ok((cache.clone(), None))
 }
 
-fn submit(st: &AppState, work: Work) -> Result<(), ApiError> {
-    st.queue.push(work).map_err(|full| {
+fn submit(st: &AppState, model: &ModelState, work: Work) -> Result<(), ApiError> {
+    model.queue.push(work).map_err(|full| {
         st.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
         ApiError::limit(
             StatusCode::SERVICE_UNAVAILABLE,

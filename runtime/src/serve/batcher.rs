@@ -70,6 +70,9 @@ struct State {
     jobs: VecDeque<Job>,
     size: usize,
     closed: bool,
+    /// What this queue last added to the shared gauges (texts, jobs): several models' queues
+    /// share one `Metrics`, so each adds its change.
+    published: (i64, i64),
 }
 
 /// The queue is full: the request gets 503 with Retry-After.
@@ -132,7 +135,7 @@ impl Queue {
         }
         s.size += size;
         s.jobs.push_back(Job { work, size, enqueued: Instant::now() });
-        self.publish(&s);
+        self.publish(&mut s);
         drop(s);
         self.ready.notify_one();
         Ok(())
@@ -144,9 +147,11 @@ impl Queue {
         self.ready.notify_all();
     }
 
-    fn publish(&self, s: &State) {
-        self.metrics.queue_texts.store(s.size as i64, Ordering::Relaxed);
-        self.metrics.queue_jobs.store(s.jobs.len() as i64, Ordering::Relaxed);
+    fn publish(&self, s: &mut State) {
+        let now = (s.size as i64, s.jobs.len() as i64);
+        self.metrics.queue_texts.fetch_add(now.0 - s.published.0, Ordering::Relaxed);
+        self.metrics.queue_jobs.fetch_add(now.1 - s.published.1, Ordering::Relaxed);
+        s.published = now;
     }
 
     /// The next batch: blocks until a job is waiting, then gives the oldest jobs up to
@@ -184,7 +189,7 @@ impl Queue {
                 texts += job.size;
                 batch.push(job);
             }
-            self.publish(&s);
+            self.publish(&mut s);
             if !batch.is_empty() {
                 return Some(batch);
             }

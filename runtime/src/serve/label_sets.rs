@@ -29,6 +29,8 @@ struct Lru {
     map: HashMap<Vec<Label>, Entry>,
     tick: u64,
     labels: usize,
+    /// What this cache last added to the shared gauges (labels, sets): one cache per model.
+    published: (i64, i64),
 }
 
 #[derive(Debug)]
@@ -66,10 +68,16 @@ impl LabelSets {
         let cell: LabelCell = Arc::new(OnceCell::new());
         lru.labels += size;
         lru.map.insert(labels.to_vec(), Entry { cell: cell.clone(), last_used: tick, labels: size });
-        self.metrics.label_cache_labels.store(lru.labels as i64, Ordering::Relaxed);
-        self.metrics.label_cache_sets.store(lru.map.len() as i64, Ordering::Relaxed);
+        self.publish(&mut lru);
         self.count(false);
         (cell, false)
+    }
+
+    fn publish(&self, lru: &mut Lru) {
+        let now = (lru.labels as i64, lru.map.len() as i64);
+        self.metrics.label_cache_labels.fetch_add(now.0 - lru.published.0, Ordering::Relaxed);
+        self.metrics.label_cache_sets.fetch_add(now.1 - lru.published.1, Ordering::Relaxed);
+        lru.published = now;
     }
 
     fn count(&self, hit: bool) {

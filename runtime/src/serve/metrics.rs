@@ -80,6 +80,10 @@ pub struct Metrics {
     pub label_cache_sets: AtomicI64,
     /// Requests answered 503 because the queue was full.
     pub rejected_queue_full: AtomicU64,
+    /// Requests refused 401 without an `Authorization: Bearer` key.
+    pub auth_missing: AtomicU64,
+    /// Requests refused 401 with a key that is not one of the server's.
+    pub auth_invalid: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -99,6 +103,8 @@ impl Default for Metrics {
             label_cache_labels: AtomicI64::new(0),
             label_cache_sets: AtomicI64::new(0),
             rejected_queue_full: AtomicU64::new(0),
+            auth_missing: AtomicU64::new(0),
+            auth_invalid: AtomicU64::new(0),
         }
     }
 }
@@ -181,6 +187,10 @@ impl Metrics {
             "Requests answered 503 because the queue was full.",
             self.rejected_queue_full.load(Ordering::Relaxed),
         );
+        out.push_str("# HELP zsc_auth_failures_total Requests refused 401, by reason.\n# TYPE zsc_auth_failures_total counter\n");
+        for (reason, n) in [("missing", &self.auth_missing), ("invalid", &self.auth_invalid)] {
+            let _ = writeln!(out, "zsc_auth_failures_total{{reason=\"{reason}\"}} {}", n.load(Ordering::Relaxed));
+        }
         out
     }
 }

@@ -4,8 +4,17 @@
 //!   → `{"results": [{"labels": [{"label", "score", "probability"}, ...]}, ...], "multi_label",
 //!   "calibrated"}`, labels ranked best first;
 //! - `POST /v1/embed` `{"texts": [...]}` → `{"embeddings": [[...], ...], "dim"}` (mean-pooled);
+//! - `POST /v1/embeddings`: OpenAI's embeddings API (`input` a string or a list, `model`,
+//!   `encoding_format` `float` or `base64`, `dimensions`, `usage`), for the clients that speak it;
+//! - `GET /v1/models`: the models served, OpenAI's list format; requests choose one with `model`
+//!   (default: the first);
 //! - `GET /health` (the process answers), `GET /ready` (model loaded, not draining),
-//!   `GET /metrics` (Prometheus text: requests by route and status, latency, batch sizes, queue).
+//!   `GET /metrics` (Prometheus text: requests by route and status, latency, batch sizes, queue,
+//!   refused keys).
+//!
+//! With API keys ([`ServeOptions::api_keys`]) every route but `/health` and `/ready` wants
+//! `Authorization: Bearer KEY`; keys are compared in constant time, a missing or wrong one gets
+//! 401 with a JSON error and is counted in `/metrics`.
 //!
 //! Requests from all connections meet in one queue; worker threads batch them dynamically
 //! and label sets are encoded once and kept in an LRU cache.
@@ -17,6 +26,7 @@ mod api;
 mod batcher;
 mod label_sets;
 mod metrics;
+mod openai;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -75,6 +85,47 @@ pub struct ServeOptions {
     pub retry_after_s: u64,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub drain_timeout: Duration,
+    /// Keys a request must present as `Authorization: Bearer KEY` (none: no authentication).
+    pub api_keys: ApiKeys,
+    /// `/v1/embeddings` may cut vectors to `dimensions` (and renormalise them): only for models
+    /// trained for it (Matryoshka); otherwise `dimensions` must be the model's own width.
+    pub truncatable_embeddings: bool,
+}
+
+/// API keys, never printed (`Debug` shows how many).
+#[derive(Clone, Default, PartialEq)]
+pub struct ApiKeys(Vec<String>);
+
+impl ApiKeys {
+    /// These keys (blank ones and surrounding whitespace dropped).
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
+        ApiKeys(keys.into_iter().map(|k| k.as_ref().trim().to_string()).filter(|k| !k.is_empty()).collect())
+    }
+
+    /// No keys: the server asks for none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `given` is one of the keys, comparing with every key in time that does not depend
+    /// on where the bytes differ.
+    pub fn accepts(&self, given: &str) -> bool {
+        self.0.iter().fold(false, |found, key| found | constant_time_eq(key.as_bytes(), given.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} key(s))", self.0.len())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 impl Default for ServeOptions {
@@ -97,6 +148,8 @@ impl Default for ServeOptions {
             max_connections: 1024,
             retry_after_s: 1,
             drain_timeout: Duration::from_secs(30),
+            api_keys: ApiKeys::default(),
+            truncatable_embeddings: false,
         }
     }
 }
@@ -125,6 +178,9 @@ pub enum ServeError {
     /// A worker thread could not be started.
     #[error("starting worker thread: {0}")]
     Worker(#[source] std::io::Error),
+    /// No model, or two with one name.
+    #[error("models: {0}")]
+    Models(String),
 }
 
 impl ServeOptions {
@@ -165,15 +221,31 @@ impl ServeOptions {
     }
 }
 
-/// Shared by every request.
-pub(crate) struct AppState {
+/// One served model: its classifier, queue (with its workers) and label-set cache.
+pub(crate) struct ModelState {
+    name: String,
     classifier: Arc<Classifier>,
-    model_name: String,
-    options: ServeOptions,
     queue: Arc<Queue>,
     labels: LabelSets,
+}
+
+/// Shared by every request.
+pub(crate) struct AppState {
+    /// The served models; the first is the default.
+    models: Vec<ModelState>,
+    options: ServeOptions,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
+}
+
+impl AppState {
+    /// The model a request names (the default when it names none).
+    fn model(&self, name: Option<&str>) -> Option<&ModelState> {
+        match name {
+            None => self.models.first(),
+            Some(n) => self.models.iter().find(|m| m.name == n),
+        }
+    }
 }
 
 /// A bound server: [`Server::bind`], then [`Server::run`] until the shutdown future completes.
@@ -184,38 +256,43 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind the address and start the inference workers. `model_name` is what `/ready` reports.
-    /// The classifier should have `options.workers` sessions (`ClassifierOptions::with_sessions`)
-    /// for the workers to run in parallel.
+    /// Bind the address and start the inference workers for one model. `model_name` is what
+    /// `/ready` and `/v1/models` report and what requests may name. The classifier should have
+    /// `options.workers` sessions (`ClassifierOptions::with_sessions`) for the workers to run in
+    /// parallel.
     pub async fn bind(
         classifier: Arc<Classifier>,
         model_name: impl Into<String>,
         options: ServeOptions,
     ) -> Result<Self, ServeError> {
+        Self::bind_models(vec![(model_name.into(), classifier)], options).await
+    }
+
+    /// Several models in one process, each with its own queue, `options.workers` workers and
+    /// label-set cache; requests choose one by name, the first is the default.
+    pub async fn bind_models(models: Vec<(String, Arc<Classifier>)>, options: ServeOptions) -> Result<Self, ServeError> {
         options.validate()?;
+        check_model_names(&models)?;
         let addr = SocketAddr::new(options.host, options.port);
         let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
         let metrics = Arc::new(Metrics::default());
-        let queue = Arc::new(Queue::new(options.max_queue, metrics.clone()));
-        let mut workers = Vec::with_capacity(options.workers);
-        for i in 0..options.workers {
-            let (clf, q) = (classifier.clone(), queue.clone());
-            let (max_batch, max_wait) = (options.max_batch, options.max_wait);
-            let handle = std::thread::Builder::new()
-                .name(format!("zsc-worker-{i}"))
-                .spawn(move || batcher::run_worker(clf, q, max_batch, max_wait))
-                .map_err(ServeError::Worker)?;
-            workers.push(handle);
+        let mut workers = Vec::new();
+        let mut served = Vec::with_capacity(models.len());
+        for (name, classifier) in models {
+            let queue = Arc::new(Queue::new(options.max_queue, metrics.clone()));
+            for i in 0..options.workers {
+                let (clf, q) = (classifier.clone(), queue.clone());
+                let (max_batch, max_wait) = (options.max_batch, options.max_wait);
+                let handle = std::thread::Builder::new()
+                    .name(format!("zsc-worker-{}-{i}", served.len()))
+                    .spawn(move || batcher::run_worker(clf, q, max_batch, max_wait))
+                    .map_err(ServeError::Worker)?;
+                workers.push(handle);
+            }
+            let labels = LabelSets::new(options.label_cache_labels, metrics.clone());
+            served.push(ModelState { name, classifier, queue, labels });
         }
-        let state = Arc::new(AppState {
-            classifier,
-            model_name: model_name.into(),
-            labels: LabelSets::new(options.label_cache_labels, metrics.clone()),
-            options,
-            queue,
-            metrics,
-            ready: AtomicBool::new(true),
-        });
+        let state = Arc::new(AppState { models: served, options, metrics, ready: AtomicBool::new(true) });
         Ok(Server { listener, state, workers })
     }
 
@@ -278,7 +355,9 @@ impl Server {
                 tracing::warn!("in-flight requests still running after {:?}; closing", state.options.drain_timeout);
             }
         }
-        state.queue.close();
+        for m in &state.models {
+            m.queue.close();
+        }
         let _ = tokio::task::spawn_blocking(move || {
             for w in workers {
                 let _ = w.join();
@@ -286,6 +365,21 @@ impl Server {
         })
         .await;
     }
+}
+
+fn check_model_names(models: &[(String, Arc<Classifier>)]) -> Result<(), ServeError> {
+    if models.is_empty() {
+        return Err(ServeError::Models("give at least one model".into()));
+    }
+    for (i, (name, _)) in models.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(ServeError::Models(format!("model {i} has an empty name")));
+        }
+        if models[..i].iter().any(|(n, _)| n == name) {
+            return Err(ServeError::Models(format!("two models are named `{name}`")));
+        }
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM: what `zsc serve` passes to [`Server::run`].
