@@ -162,7 +162,7 @@ def target_dir():
 def build_binary():
     if not ARGS.no_build:
         log("building runtime/examples/throughput.rs (release) ...")
-        subprocess.run(["cargo", "build", "--release", "-p", "runtime", "--example", "throughput"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "zsc", "--example", "throughput"], cwd=ROOT, check=True)
     binary = target_dir() / "release" / "examples" / "throughput"
     if not binary.exists():
         sys.exit(f"{binary} does not exist: run without --no-build (or set CARGO_TARGET_DIR)")

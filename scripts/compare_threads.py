@@ -61,7 +61,7 @@ def run(binary, args, attempts=3):
 def main():
     a = parse_args()
     if not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "runtime", "--example", "throughput"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "zsc", "--example", "throughput"], cwd=ROOT, check=True)
     binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples" / "throughput"
     settings = list(itertools.product(a.archs, a.quantize, [1, 2], ["on", "off"]))
     best = {}
