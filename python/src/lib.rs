@@ -57,6 +57,17 @@ fn to_py(err: Error) -> PyErr {
     }
 }
 
+/// A failed load: `bundles/typo` reads as a Hub id when no such folder exists, so a failed Hub
+/// fetch of a name that is not a local folder is reported as the missing folder it most likely is.
+fn load_error(model: &str, err: Error) -> PyErr {
+    match err {
+        Error::Hub(_) if !Path::new(model).exists() => {
+            PyFileNotFoundError::new_err(format!("no bundle folder `{model}`, and as a Hub id: {}", error_chain(&err)))
+        }
+        other => to_py(other),
+    }
+}
+
 /// Texts: one string, or any iterable of strings.
 fn texts_arg(texts: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     if let Ok(s) = texts.cast::<PyString>() {
@@ -285,7 +296,7 @@ impl PyClassifier {
             options = options.with_ort_dylib_path(lib);
         }
         let model = model.to_string_lossy().into_owned();
-        let clf = py.detach(|| Classifier::from_pretrained(&model, options)).map_err(to_py)?;
+        let clf = py.detach(|| Classifier::from_pretrained(&model, options)).map_err(|e| load_error(&model, e))?;
         Ok(PyClassifier { inner: Arc::new(clf) })
     }
 

@@ -84,9 +84,14 @@ def test_errors_carry_the_cli_message(bundles, classifiers, tmp_path):
         zsc.read_labels_file(tmp_path / "missing.yaml")
 
 
-def test_missing_or_broken_bundles(tmp_path):
+def test_missing_or_broken_bundles(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         zsc.Classifier.from_pretrained(tmp_path / "nowhere")
+    # a relative name that could be a Hub id: the Hub (offline here) fails, the folder is missing
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(FileNotFoundError, match="no bundle folder `bundles/no-such-bundle`"):
+        zsc.Classifier.from_pretrained("bundles/no-such-bundle")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{not json")
     with pytest.raises(zsc.ZscError, match="manifest"):

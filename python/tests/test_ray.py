@@ -64,3 +64,9 @@ def test_lists_for_top_k_and_pandas_batches(bundles):
     assert out["labels"][0][0] == "alarm" and len(out["labels"][1]) == 3
     with pytest.raises(KeyError, match="no column `text`"):
         mapper({"body": np.array(["x"], dtype=object)})
+
+
+def test_a_threshold_can_leave_a_row_without_label(bundles):
+    mapper = ZeroShotMapper(str(bundles["bi_encoder"]), ["alarm", "weather"], threshold=1.0)
+    out = mapper({"text": np.array(["wake me at 6", "is it snowing"], dtype=object)})
+    assert list(out["label"]) == [None, None] and np.isnan(out["score"]).all() and np.isnan(out["probability"]).all()

@@ -60,3 +60,10 @@ def test_models_and_keys(server):
         client(server, "file-key").embeddings.create(model="text-embedding-3-small", input="x")
     with pytest.raises(openai.BadRequestError):
         client(server, "file-key").embeddings.create(model="bi", input="x", dimensions=8)
+
+
+def test_blank_keys_do_not_start_an_open_server(bundles):
+    env = dict(os.environ, ZSC_API_KEYS=",")
+    done = subprocess.run([str(binary("zsc")), "serve", "--model", str(bundles["bi_encoder"]), "--port", "0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1 and "API key" in done.stderr and "blank" in done.stderr

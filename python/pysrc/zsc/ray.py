@@ -11,7 +11,7 @@ model and encodes the labels once, then classifies batch after batch in Rust::
         ZeroShotMapper,
         fn_constructor_kwargs={"model": "bundles/minilm", "labels": ["sports", "politics"]},
         concurrency=4,      # actors; each loads the model once
-        num_cpus=1,         # cores per actor (and ONNX Runtime threads, unless `threads` says)
+        num_cpus=1,         # cores per actor: also its ONNX Runtime threads, unless `threads` says
         batch_size=256,
     )
     out.write_parquet("predicted/")
@@ -63,7 +63,10 @@ class ZeroShotMapper:
 
     def _load(self) -> Classifier:
         if self._classifier is None:
-            self._classifier = Classifier.from_pretrained(self.model, **self.options)
+            options = dict(self.options)
+            if options["threads"] is None:
+                options["threads"] = _assigned_cpus()
+            self._classifier = Classifier.from_pretrained(self.model, **options)
             self._label_set = self._classifier.encode_labels(self.labels)
         return self._classifier
 
@@ -79,10 +82,12 @@ class ZeroShotMapper:
         ranked = clf.classify(texts, self._label_set, top_k=self.top_k, multi_label=self.multi_label,
                               threshold=self.threshold)
         if self.top_k == 1 and not self.multi_label:
+            # a row whose label is under `threshold` gets None and NaNs
+            best = [r[0] if r else {"label": None, "score": np.nan, "probability": np.nan} for r in ranked]
             return {
-                "label": np.array([r[0]["label"] for r in ranked], dtype=object),
-                "score": np.array([r[0]["score"] for r in ranked], dtype=np.float32),
-                "probability": np.array([r[0]["probability"] for r in ranked], dtype=np.float32),
+                "label": np.array([b["label"] for b in best], dtype=object),
+                "score": np.array([b["score"] for b in best], dtype=np.float32),
+                "probability": np.array([b["probability"] for b in best], dtype=np.float32),
             }
         return {
             "labels": [[p["label"] for p in r] for r in ranked],
@@ -105,6 +110,20 @@ class ZeroShotMapper:
             raise KeyError(f"no column `{self.text_column}` in the batch (columns: {', '.join(map(str, list(batch.keys())))}); "
                            "set text_column")
         return list(batch[self.text_column])  # a non-string raises in Rust, naming its row
+
+
+def _assigned_cpus() -> Optional[int]:
+    """The CPUs Ray gave this actor or task (``num_cpus``), or None outside Ray (ONNX Runtime then
+    takes one thread per physical core)."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except Exception:  # no Ray, or not inside a Ray worker
+        return None
+    return max(1, int(cpus)) if cpus else None
 
 
 def _object_array(rows: List[list]) -> np.ndarray:

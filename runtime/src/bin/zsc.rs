@@ -616,9 +616,48 @@ fn calibrate(common: &Common, args: &CalibrateArgs) -> Result<()> {
 #[cfg(feature = "serve")]
 fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     use std::sync::Arc;
-    use std::time::Duration;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let workers = args.workers.unwrap_or(cores);
+    let o = serve_options(args, workers)?;
+    // every model has `workers` sessions: share the cores among all of them
+    let sessions = workers * args.model.len();
+    let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
+    if common.threads.is_none() {
+        clf_options = clf_options.with_intra_threads((cores / sessions.max(1)).max(1));
+    }
+    let threads = clf_options.intra_threads.unwrap_or(1);
+    let mut models = Vec::with_capacity(args.model.len());
+    let mut described = Vec::with_capacity(args.model.len());
+    for spec in &args.model {
+        let (name, bundle) = model_name(spec);
+        let clf = load(bundle, clf_options.clone())?;
+        let calibrated = if clf.calibration().is_some() { "calibrated" } else { "uncalibrated probabilities" };
+        described.push(format!("{name} ({}, {calibrated})", clf.model_type()));
+        models.push((name.to_string(), Arc::new(clf)));
+    }
+    let secured = if o.api_keys.is_empty() { "no API key" } else { "API keys required" };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        let server = zsc::serve::Server::bind_models(models, o).await?;
+        let addr = server.local_addr().context("reading the bound address")?;
+        // the first stdout line, for scripts (and tests) that start the server on port 0
+        println!("listening on http://{addr}");
+        std::io::stdout().flush()?;
+        eprintln!(
+            "zsc serve: {} on http://{addr}, {workers} worker(s) x {threads} thread(s) per model, {secured}; \
+             Ctrl-C or SIGTERM drains in-flight requests and stops",
+            described.join(", ")
+        );
+        server.run(zsc::serve::shutdown_signal()).await;
+        eprintln!("zsc serve: stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// The service settings of `zsc serve`'s flags.
+#[cfg(feature = "serve")]
+fn serve_options(args: &ServeArgs, workers: usize) -> Result<zsc::serve::ServeOptions> {
+    use std::time::Duration;
     let mut o = zsc::serve::ServeOptions::default();
     o.host = args.host;
     o.port = args.port;
@@ -638,40 +677,7 @@ fn serve(common: &Common, args: &ServeArgs) -> Result<()> {
     o.api_keys = api_keys(args)?;
     o.truncatable_embeddings = args.truncatable_embeddings;
     o.validate().context("zsc serve")?;
-    let mut clf_options = options(common)?.with_sessions(workers).with_intra_op_spinning(args.spinning);
-    if common.threads.is_none() {
-        clf_options = clf_options.with_intra_threads((cores / workers.max(1)).max(1));
-    }
-    let threads = clf_options.intra_threads.unwrap_or(1);
-    let mut models = Vec::with_capacity(args.model.len());
-    for spec in &args.model {
-        let (name, bundle) = model_name(spec);
-        models.push((name.to_string(), Arc::new(load(bundle, clf_options.clone())?)));
-    }
-    let secured = if o.api_keys.is_empty() { "no API key" } else { "API keys required" };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    rt.block_on(async {
-        let described: Vec<String> = models
-            .iter()
-            .map(|(name, clf)| {
-                let calibrated = if clf.calibration().is_some() { "calibrated" } else { "uncalibrated probabilities" };
-                format!("{name} ({}, {calibrated})", clf.model_type())
-            })
-            .collect();
-        let server = zsc::serve::Server::bind_models(models, o).await?;
-        let addr = server.local_addr().context("reading the bound address")?;
-        // the first stdout line, for scripts (and tests) that start the server on port 0
-        println!("listening on http://{addr}");
-        std::io::stdout().flush()?;
-        eprintln!(
-            "zsc serve: {} on http://{addr}, {workers} worker(s) x {threads} thread(s) per model, {secured}; \
-             Ctrl-C or SIGTERM drains in-flight requests and stops",
-            described.join(", ")
-        );
-        server.run(zsc::serve::shutdown_signal()).await;
-        eprintln!("zsc serve: stopped");
-        anyhow::Ok(())
-    })
+    Ok(o)
 }
 
 /// `NAME=BUNDLE` as (NAME, BUNDLE); a bare bundle is named by itself.
@@ -686,6 +692,10 @@ fn model_name(spec: &str) -> (&str, &str) {
 /// The keys of --api-key / ZSC_API_KEYS and --api-key-file.
 #[cfg(feature = "serve")]
 fn api_keys(args: &ServeArgs) -> Result<zsc::serve::ApiKeys> {
+    if args.api_key.iter().any(|k| k.trim().is_empty()) {
+        // `ZSC_API_KEYS=,` or `--api-key ""` must not start an open server
+        bail!("an API key given by --api-key or ZSC_API_KEYS is blank");
+    }
     let mut keys = args.api_key.clone();
     if let Some(file) = &args.api_key_file {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading API keys from {}", file.display()))?;

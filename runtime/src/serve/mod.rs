@@ -16,7 +16,7 @@
 //! `Authorization: Bearer KEY`; keys are compared in constant time, a missing or wrong one gets
 //! 401 with a JSON error and is counted in `/metrics`.
 //!
-//! Requests from all connections meet in one queue; worker threads batch them dynamically
+//! Requests from all connections meet in one queue per model; its worker threads batch them dynamically
 //! and label sets are encoded once and kept in an LRU cache.
 //! Limits answer 4xx JSON naming the limit ([`ServeOptions`]); a full queue answers 503 with
 //! `Retry-After`. Shutdown ([`Server::run`]'s future) stops accepting, lets in-flight requests

@@ -1,5 +1,7 @@
 //! OpenAI-compatible routes: `POST /v1/embeddings` and `GET /v1/models`, so that clients written
-//! for OpenAI's embeddings API (the official SDKs, LangChain, LlamaIndex) talk to `zsc serve`.
+//! for OpenAI's embeddings API (the official SDKs; tested with the Python one) talk to `zsc serve`.
+//! Token arrays as `input` are refused: clients that send them by default (LangChain's
+//! `OpenAIEmbeddings`) need to send text (`check_embedding_ctx_length=False` there).
 
 use std::sync::Arc;
 
@@ -127,13 +129,17 @@ pub(crate) async fn embeddings(
     let texts = input_texts(req.input)?;
     let o = &st.options;
     check_inputs(&texts, "input", ("max_texts", o.max_texts), ("max_text_chars", o.max_text_chars))?;
-    let tokens: usize = model
-        .classifier
-        .token_counts(&texts)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .iter()
-        .sum();
+    let counting = {
+        // tokenising for `usage` is CPU work: off the async threads, beside the embedding
+        let (clf, texts) = (model.classifier.clone(), texts.clone());
+        tokio::task::spawn_blocking(move || clf.token_counts(&texts))
+    };
     let vectors = embed_texts(&st, model, texts, arriving).await?;
+    let tokens: usize = match counting.await {
+        Ok(Ok(counts)) => counts.iter().sum(),
+        Ok(Err(e)) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())),
+        Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("counting tokens: {e}"))),
+    };
     let normalize = model.classifier.spec().embedding.normalize;
     let data = vectors
         .into_iter()
