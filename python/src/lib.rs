@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use zsc::{Classifier, ClassifierOptions, Error, Label, LabelSet, Prediction, ProbabilityMode, ViewAggregation};
+use zsc_core::error::error_chain;
 
 create_exception!(
     zsc,
@@ -24,21 +25,6 @@ create_exception!(
     PyException,
     "An error of the zsc runtime (bundle, ONNX Runtime, Hub) that is not a bad argument."
 );
-
-/// The message `zsc` prints: the error and its causes, joined by ": ".
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
 
 /// A runtime error as the Python exception a caller would expect.
 fn to_py(err: Error) -> PyErr {

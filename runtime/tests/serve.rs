@@ -49,14 +49,7 @@ fn with(mut o: ServeOptions, f: impl FnOnce(&mut ServeOptions)) -> ServeOptions 
 }
 
 async fn start(clf: Arc<Classifier>, options: ServeOptions) -> Running {
-    let server = Server::bind(clf, "tiny-bi", with(options, |o| o.port = 0)).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let metrics = server.metrics();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    Running { addr, url: format!("http://{addr}"), stop: Some(tx), task, metrics }
+    start_models(vec![("tiny-bi".into(), clf)], options).await
 }
 
 fn client() -> reqwest::Client {
