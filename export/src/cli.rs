@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use zsc_core::{ColbertScoring, MaxSimDirection, ModelType, Quantization, Similarity, SpecialTokenSides};
 
+use crate::quantize::{parse_keep_f32, LinearRole};
 use crate::{export_bundle, ExportOptions, DEFAULT_OPSET};
 
 /// Turns a trainer checkpoint folder (or a plain Hugging Face BERT folder, as a bi-encoder) into an
@@ -40,6 +41,12 @@ pub struct ExportArgs {
     /// either without options.
     #[arg(long, default_value_t = Quantization::None)]
     pub quantize: Quantization,
+    /// int8 only: linear layers kept in f32, comma-separated from attention-in, attention-out,
+    /// ffn-in, ffn-out; or none (every layer int8: fastest, check it on your data). The default
+    /// keeps the feed-forward output in f32, whose input has outliers int8 cannot hold (docs/encoders.md).
+    // `std::vec::Vec`: one value holding the whole list, not clap's repeated flag.
+    #[arg(long, default_value = "ffn-out", value_parser = parse_keep_f32)]
+    pub int8_keep_f32: std::vec::Vec<LinearRole>,
     /// Plain folder only: prompt before every text: a name of the model's prompts (`query`) or the
     /// text itself (`""` for none). Default: the model's default prompt, if it has one.
     #[arg(long)]
@@ -72,6 +79,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         max_length: args.max_length,
         similarity: args.similarity,
         quantization: args.quantize,
+        int8_keep_f32: args.int8_keep_f32,
         text_prompt: args.text_prompt,
         label_prompt: args.label_prompt,
         colbert_scoring: (args.maxsim.is_some() || args.colbert_special_tokens.is_some()).then(|| ColbertScoring {

@@ -42,6 +42,8 @@ pub struct ExportOptions {
     pub similarity: Option<Similarity>,
     /// Weight quantization of the encoder's linear layers (default none: f32).
     pub quantization: Quantization,
+    /// int8 only: the linear layers kept in f32 (default [`quantize::DEFAULT_INT8_KEEP_F32`]).
+    pub int8_keep_f32: Vec<quantize::LinearRole>,
     /// Plain folder only: the prompt before every text, a name of the model's prompts (`query`) or
     /// the text itself (`""` for none). Default: the model's `default_prompt_name`, if any.
     pub text_prompt: Option<String>,
@@ -60,6 +62,7 @@ impl Default for ExportOptions {
             max_length: None,
             similarity: None,
             quantization: Quantization::None,
+            int8_keep_f32: quantize::DEFAULT_INT8_KEEP_F32.to_vec(),
             text_prompt: None,
             label_prompt: None,
             colbert_scoring: None,
@@ -85,6 +88,12 @@ impl ExportOptions {
 
     pub fn with_quantization(mut self, quantization: Quantization) -> Self {
         self.quantization = quantization;
+        self
+    }
+
+    /// int8 only: which linear layers stay f32 (empty: all int8).
+    pub fn with_int8_keep_f32(mut self, roles: &[quantize::LinearRole]) -> Self {
+        self.int8_keep_f32 = roles.to_vec();
         self
     }
 
@@ -313,11 +322,16 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         }
     };
 
+    let int8_keep_f32 = match opts.quantization {
+        Quantization::Int8 => quantize::keep_f32_to_string(&opts.int8_keep_f32),
+        Quantization::None => "n/a".to_string(),
+    };
     let source_str = std::path::absolute(src).unwrap_or_else(|_| src.to_path_buf()).display().to_string();
     let metadata = vec![
         ("zsc.model_type".to_string(), spec.model_type.to_string()),
         ("zsc.source".to_string(), source_str.clone()),
         ("zsc.quantization".to_string(), opts.quantization.to_string()),
+        ("zsc.int8_keep_f32".to_string(), int8_keep_f32.clone()),
         ("zsc.model_family".to_string(), cfg.model_type.clone().unwrap_or_else(|| "bert".into())),
     ];
     tracing::info!(
@@ -327,15 +341,11 @@ pub fn export_bundle(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Bun
         hidden = h,
         opset = opts.opset,
         quantization = %opts.quantization,
+        int8_keep_f32 = %int8_keep_f32,
         "building ONNX graph"
     );
-    if opts.quantization == Quantization::Int8 && cfg.family() == zsc_core::Family::Mpnet {
-        tracing::warn!(
-            "int8 of the real all-mpnet-base-v2 gave unusable embeddings (held-out test macro 0.119 against 0.709 \
-             in f32; docs/encoders.md): compare this bundle with an f32 export before using it"
-        );
-    }
-    let model = graph::build_encoder_model(&cfg, &weights, &graph_head, opts.opset, opts.quantization, metadata)?;
+    let model =
+        graph::build_encoder_model(&cfg, &weights, &graph_head, opts.opset, opts.quantization, &opts.int8_keep_f32, metadata)?;
     drop(weights);
     // A single protobuf file cannot exceed 2 GiB (external data files are not written here).
     let encoded_len = prost::Message::encoded_len(&model);

@@ -173,8 +173,9 @@ fn options_override_max_length_and_opset() {
 }
 
 /// `--quantize int8` for every architecture: a valid ONNX model (full check) that ONNX Runtime
-/// loads, int8 weights in the six linear layers of every encoder layer, the pattern ONNX Runtime
-/// fuses (no MatMulInteger left after its optimiser), outputs close to the f32 export.
+/// loads, int8 weights in five of the six linear layers of every encoder layer (the feed-forward
+/// output stays f32 by default), the pattern ONNX Runtime fuses (no MatMulInteger left after its
+/// optimiser), outputs close to the f32 export.
 #[test]
 fn int8_bundles_are_valid_fused_and_close_to_fp32() {
     let layers = tiny().num_hidden_layers;
@@ -193,16 +194,66 @@ fn int8_bundles_are_valid_fused_and_close_to_fp32() {
 
         let r = check_with_python(&int8, &[Path::new("--fp32-reference"), &fp32]);
         assert_eq!(r["checker"], "ok", "{model_type}: {r}");
-        // Per layer: 6 int8 linear layers; query/key/value share one DynamicQuantizeLinear; the two
-        // attention products (and the ColBERT projection) stay f32 MatMuls.
+        // Per layer: 5 int8 linear layers; query/key/value share one DynamicQuantizeLinear; the two
+        // attention products, the feed-forward output (and the ColBERT projection) stay f32 MatMuls.
         let colbert = usize::from(model_type == ModelType::Colbert);
-        assert_eq!(r["ops"]["MatMulInteger"], 6 * layers, "{model_type}: {r}");
-        assert_eq!(r["ops"]["DynamicQuantizeLinear"], 4 * layers, "{model_type}: {r}");
-        assert_eq!(r["ops"]["MatMul"], 2 * layers + colbert, "{model_type}: {r}");
+        assert_eq!(r["ops"]["MatMulInteger"], 5 * layers, "{model_type}: {r}");
+        assert_eq!(r["ops"]["DynamicQuantizeLinear"], 3 * layers, "{model_type}: {r}");
+        assert_eq!(r["ops"]["MatMul"], 3 * layers + colbert, "{model_type}: {r}");
         let fused = r["fused"]["MatMulIntegerToFloat"].as_u64().unwrap() + r["fused"]["DynamicQuantizeMatMul"].as_u64().unwrap();
-        assert_eq!(fused, 6 * layers as u64, "{model_type}: every int8 layer fused by ONNX Runtime: {r}");
+        assert_eq!(fused, 5 * layers as u64, "{model_type}: every int8 layer fused by ONNX Runtime: {r}");
         assert_eq!(r["fused"]["MatMulInteger"], 0, "{model_type}: {r}");
         let cos = r["min_cosine_vs_fp32"].as_f64().unwrap();
         assert!(cos > 0.99, "{model_type}: int8 output rows vs f32: min cosine {cos}");
+        assert_eq!(onnx_metadata(&int8)["zsc.int8_keep_f32"], "ffn-out");
+        assert_weights_are_7_bit(&int8);
+    }
+}
+
+/// `--int8-keep-f32 none` quantizes all six linear layers per encoder layer; `attention-in,ffn-in`
+/// keeps exactly those in f32. Every int8 weight lies in [-63, 63] (7 bits: ONNX Runtime's AVX2
+/// kernel saturates int16 pair sums with full 8-bit weights; export/src/quantize.rs).
+#[test]
+fn int8_keep_f32_chooses_the_f32_layers() {
+    let layers = tiny().num_hidden_layers;
+    let d = tempfile::tempdir().unwrap();
+    let ckpt = d.path().join("ckpt");
+    write_checkpoint(&ckpt, ModelType::BiEncoder, true);
+    let fp32 = d.path().join("fp32");
+    export(&ckpt, &fp32);
+    use zsc_export::quantize::LinearRole;
+    for (keep, int8_layers, dql, f32_matmuls, spelled) in
+        [(vec![], 6, 4, 2, "none"), (vec![LinearRole::AttentionIn, LinearRole::FfnIn], 2, 2, 2 + 4, "attention-in,ffn-in")]
+    {
+        let out = d.path().join(spelled);
+        let opts = ExportOptions::default().with_quantization(Quantization::Int8).with_int8_keep_f32(&keep);
+        export_bundle(&ckpt, &out, &opts).unwrap();
+        let r = check_with_python(&out, &[Path::new("--fp32-reference"), &fp32]);
+        assert_eq!(r["ops"]["MatMulInteger"], int8_layers * layers, "{spelled}: {r}");
+        assert_eq!(r["ops"]["DynamicQuantizeLinear"], dql * layers, "{spelled}: {r}");
+        assert_eq!(r["ops"]["MatMul"], f32_matmuls * layers, "{spelled}: {r}");
+        assert!(r["min_cosine_vs_fp32"].as_f64().unwrap() > 0.99, "{spelled}: {r}");
+        assert_eq!(onnx_metadata(&out)["zsc.int8_keep_f32"], spelled);
+        assert_weights_are_7_bit(&out);
+    }
+}
+
+fn onnx_model(bundle: &Path) -> zsc_export::onnx::ModelProto {
+    use prost::Message;
+    zsc_export::onnx::ModelProto::decode(std::fs::read(bundle.join("encoder.onnx")).unwrap().as_slice()).unwrap()
+}
+
+fn onnx_metadata(bundle: &Path) -> std::collections::HashMap<String, String> {
+    onnx_model(bundle).metadata_props.into_iter().map(|p| (p.key, p.value)).collect()
+}
+
+fn assert_weights_are_7_bit(bundle: &Path) {
+    let model = onnx_model(bundle);
+    let graph = model.graph.unwrap();
+    let weights: Vec<_> = graph.initializer.iter().filter(|t| t.name.ends_with(".weight_t_quantized")).collect();
+    assert!(!weights.is_empty(), "no int8 weights in {}", bundle.display());
+    for t in weights {
+        let max = t.raw_data.iter().map(|&b| (b as i8).unsigned_abs()).max().unwrap();
+        assert_eq!(max, 63, "{}: largest |weight| {max}, want 63 (7 bits, full range)", t.name);
     }
 }

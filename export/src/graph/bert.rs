@@ -12,6 +12,7 @@ use zsc_core::{EncoderConfig, Family};
 
 use super::{GraphBuilder, MASK_FILL};
 use crate::onnx::{data_type, AttributeProto};
+use crate::quantize::LinearRole;
 use crate::weights::Weights;
 use crate::ExportError;
 
@@ -76,9 +77,12 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         let n = format!("/encoder/layer.{l}");
         let x = hidden.clone();
         // Self-attention.
-        let q = g.linear(w, &format!("{p}.{}", names.q), &format!("{n}/attention/self/query"), &x, h, h)?;
-        let k = g.linear(w, &format!("{p}.{}", names.k), &format!("{n}/attention/self/key"), &x, h, h)?;
-        let v = g.linear(w, &format!("{p}.{}", names.v), &format!("{n}/attention/self/value"), &x, h, h)?;
+        let q =
+            g.linear(w, LinearRole::AttentionIn, &format!("{p}.{}", names.q), &format!("{n}/attention/self/query"), &x, h, h)?;
+        let k =
+            g.linear(w, LinearRole::AttentionIn, &format!("{p}.{}", names.k), &format!("{n}/attention/self/key"), &x, h, h)?;
+        let v =
+            g.linear(w, LinearRole::AttentionIn, &format!("{p}.{}", names.v), &format!("{n}/attention/self/value"), &x, h, h)?;
         let q = g.op("Reshape", &format!("{n}/attention/self/Reshape_q"), &[&q, &heads_shape], vec![]);
         let q = g.op(
             "Transpose",
@@ -112,17 +116,26 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
             vec![AttributeProto::ints("perm", &[0, 2, 1, 3])],
         );
         let ctx = g.op("Reshape", &format!("{n}/attention/self/Reshape_ctx"), &[&ctx, &merged_shape], vec![]);
-        let attn = g.linear(w, &format!("{p}.{}", names.o), &format!("{n}/attention/output/dense"), &ctx, h, h)?;
+        let attn = g.linear(
+            w,
+            LinearRole::AttentionOut,
+            &format!("{p}.{}", names.o),
+            &format!("{n}/attention/output/dense"),
+            &ctx,
+            h,
+            h,
+        )?;
         let res = g.op("Add", &format!("{n}/attention/output/Add_residual"), &[&attn, &x], vec![]);
         let x = g.layer_norm(w, &format!("{p}.{}", names.norm), &format!("{n}/attention/output/LayerNorm"), &res, h, eps)?;
         // Feed-forward with the exact (erf) GELU: x * 0.5 * (1 + erf(x / sqrt 2)).
-        let i = g.linear(w, &format!("{p}.intermediate.dense"), &format!("{n}/intermediate/dense"), &x, h, inter)?;
+        let i =
+            g.linear(w, LinearRole::FfnIn, &format!("{p}.intermediate.dense"), &format!("{n}/intermediate/dense"), &x, h, inter)?;
         let t = g.op("Div", &format!("{n}/intermediate/gelu/Div"), &[&i, &sqrt2], vec![]);
         let t = g.op("Erf", &format!("{n}/intermediate/gelu/Erf"), &[&t], vec![]);
         let t = g.op("Add", &format!("{n}/intermediate/gelu/Add"), &[&t, &one], vec![]);
         let t = g.op("Mul", &format!("{n}/intermediate/gelu/Mul"), &[&i, &t], vec![]);
         let act = g.op("Mul", &format!("{n}/intermediate/gelu/Mul_1"), &[&t, &half], vec![]);
-        let o = g.linear(w, &format!("{p}.output.dense"), &format!("{n}/output/dense"), &act, inter, h)?;
+        let o = g.linear(w, LinearRole::FfnOut, &format!("{p}.output.dense"), &format!("{n}/output/dense"), &act, inter, h)?;
         let res = g.op("Add", &format!("{n}/output/Add_residual"), &[&o, &x], vec![]);
         hidden = g.layer_norm(w, &format!("{p}.output.LayerNorm"), &format!("{n}/output/LayerNorm"), &res, h, eps)?;
     }

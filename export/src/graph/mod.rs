@@ -14,7 +14,7 @@ use crate::onnx::{
     data_type, tensor_value_info, AttributeProto, Dim, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, IR_VERSION,
 };
-use crate::quantize::PerColumnInt8;
+use crate::quantize::{LinearRole, PerColumnInt8};
 use crate::weights::{Tensor, Weights};
 use crate::ExportError;
 use zsc_core::{EncoderConfig, Family};
@@ -52,14 +52,22 @@ struct GraphBuilder {
     initializers: Vec<TensorProto>,
     /// How [`GraphBuilder::linear`] writes the encoder's linear layers.
     quantization: Quantization,
+    /// int8: the layers that stay f32 all the same.
+    keep_f32: Vec<LinearRole>,
     /// int8: the `DynamicQuantizeLinear` outputs (x_q, x_scale, x_zero) of each value already
     /// quantized, so the query/key/value layers quantize their shared input once.
     quantized_inputs: HashMap<String, [String; 3]>,
 }
 
 impl GraphBuilder {
-    fn new(quantization: Quantization) -> Self {
-        GraphBuilder { nodes: Vec::new(), initializers: Vec::new(), quantization, quantized_inputs: HashMap::new() }
+    fn new(quantization: Quantization, keep_f32: &[LinearRole]) -> Self {
+        GraphBuilder {
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            quantization,
+            keep_f32: keep_f32.to_vec(),
+            quantized_inputs: HashMap::new(),
+        }
     }
 
     /// Adds a node named `name` with one output called `name` (node and value names share a namespace
@@ -182,17 +190,20 @@ impl GraphBuilder {
         name.to_string()
     }
 
-    /// `x @ W^T + b` for a Hugging Face Linear `prefix.weight` `[out, in]` / `prefix.bias` `[out]`.
+    /// `x @ W^T + b` for a Hugging Face Linear `prefix.weight` `[out, in]` / `prefix.bias` `[out]`;
+    /// `role` says whether an int8 export quantizes it.
+    #[allow(clippy::too_many_arguments)]
     fn linear(
         &mut self,
         w: &Weights,
+        role: LinearRole,
         prefix: &str,
         node: &str,
         x: &str,
         d_in: usize,
         d_out: usize,
     ) -> Result<String, ExportError> {
-        self.linear_with_bias(w, prefix, node, x, d_in, d_out, true)
+        self.linear_with_bias(w, role, prefix, node, x, d_in, d_out, true)
     }
 
     /// [`Self::linear`], the bias only when `bias` (ModernBERT's layers have none).
@@ -200,6 +211,7 @@ impl GraphBuilder {
     fn linear_with_bias(
         &mut self,
         w: &Weights,
+        role: LinearRole,
         prefix: &str,
         node: &str,
         x: &str,
@@ -208,12 +220,11 @@ impl GraphBuilder {
         bias: bool,
     ) -> Result<String, ExportError> {
         let weight = w.get(&format!("{prefix}.weight"), &[d_out, d_in])?.transposed_2d();
-        let mm = match self.quantization {
-            Quantization::None => {
-                let wt = self.weight(&format!("{prefix}.weight_t"), &weight);
-                self.op("MatMul", &format!("{node}/MatMul"), &[x, &wt], vec![])
-            }
-            Quantization::Int8 => self.int8_matmul(prefix, node, x, &weight),
+        let mm = if self.quantization == Quantization::Int8 && !self.keep_f32.contains(&role) {
+            self.int8_matmul(prefix, node, x, &weight)
+        } else {
+            let wt = self.weight(&format!("{prefix}.weight_t"), &weight);
+            self.op("MatMul", &format!("{node}/MatMul"), &[x, &wt], vec![])
         };
         if !bias {
             return Ok(mm);
@@ -279,18 +290,19 @@ impl GraphBuilder {
 /// Builds the complete model: int64 `[batch, sequence]` inputs (`input_ids`, `attention_mask`, and
 /// `token_type_ids` for the families that read them, [`graph_inputs`]), one output per
 /// [`GraphHead`]. The encoder is built by its family's module. With [`Quantization::Int8`] the
-/// encoder's linear layers get int8 weights ([`crate::quantize`]); embeddings, norms, the
-/// attention products and the ColBERT projection stay f32.
+/// encoder's linear layers get int8 weights ([`crate::quantize`]), except those whose role is in
+/// `keep_f32`; embeddings, norms, the attention products and the ColBERT projection stay f32.
 pub fn build_encoder_model(
     cfg: &EncoderConfig,
     w: &Weights,
     head: &GraphHead,
     opset: i64,
     quantization: Quantization,
+    keep_f32: &[LinearRole],
     metadata: Vec<(String, String)>,
 ) -> Result<ModelProto, ExportError> {
     let h = cfg.hidden_size;
-    let mut g = GraphBuilder::new(quantization);
+    let mut g = GraphBuilder::new(quantization, keep_f32);
     let hidden = match cfg.family() {
         Family::Bert | Family::Roberta | Family::Mpnet => bert::encoder(&mut g, cfg, w)?,
         Family::ModernBert => modernbert::encoder(&mut g, cfg, w)?,
@@ -379,7 +391,7 @@ mod tests {
     #[test]
     fn hidden_state_graph_is_well_formed() {
         let (cfg, w) = tiny();
-        let m = build_encoder_model(&cfg, &w, &GraphHead::HiddenState, 17, Quantization::None, vec![]).unwrap();
+        let m = build_encoder_model(&cfg, &w, &GraphHead::HiddenState, 17, Quantization::None, &[], vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::LAST_HIDDEN_STATE);
@@ -396,10 +408,10 @@ mod tests {
     fn colbert_graph_projects_and_normalises() {
         let (cfg, mut w) = tiny();
         let head = GraphHead::ColbertProjection { dim: 8 };
-        let err = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap_err();
+        let err = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, &[], vec![]).unwrap_err();
         assert!(matches!(err, ExportError::MissingTensor { ref name, .. } if name == "colbert.proj.weight"), "{err}");
         w.insert("colbert.proj.weight", Tensor { shape: vec![8, 32], data: vec![0.01; 8 * 32] });
-        let m = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, vec![]).unwrap();
+        let m = build_encoder_model(&cfg, &w, &head, 17, Quantization::None, &[], vec![]).unwrap();
         assert_well_formed(&m);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.output[0].name, onnx_io::TOKEN_EMBEDDINGS);

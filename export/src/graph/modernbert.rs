@@ -7,6 +7,7 @@ use zsc_core::EncoderConfig;
 
 use super::{GraphBuilder, MASK_FILL};
 use crate::onnx::{data_type, AttributeProto};
+use crate::quantize::LinearRole;
 use crate::weights::Weights;
 use crate::ExportError;
 
@@ -91,8 +92,16 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         } else {
             g.layer_norm_with_bias(w, &format!("{p}.attn_norm"), &format!("{n}/attn_norm"), &x, h, eps, nb)?
         };
-        let qkv =
-            g.linear_with_bias(w, &format!("{p}.attn.Wqkv"), &format!("{n}/attn/Wqkv"), &normed, h, 3 * h, cfg.attention_bias)?;
+        let qkv = g.linear_with_bias(
+            w,
+            LinearRole::AttentionIn,
+            &format!("{p}.attn.Wqkv"),
+            &format!("{n}/attn/Wqkv"),
+            &normed,
+            h,
+            3 * h,
+            cfg.attention_bias,
+        )?;
         let [q, k, v] = g.split_last(&format!("{n}/attn/Split_qkv"), &qkv, [h; 3]);
         let heads = |g: &mut GraphBuilder, t: &str, tag: &str| {
             let t = g.op("Reshape", &format!("{n}/attn/Reshape_{tag}"), &[t, &heads_shape], vec![]);
@@ -112,11 +121,29 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         let ctx =
             g.op("Transpose", &format!("{n}/attn/Transpose_ctx"), &[&ctx], vec![AttributeProto::ints("perm", &[0, 2, 1, 3])]);
         let ctx = g.op("Reshape", &format!("{n}/attn/Reshape_ctx"), &[&ctx, &merged_shape], vec![]);
-        let attn = g.linear_with_bias(w, &format!("{p}.attn.Wo"), &format!("{n}/attn/Wo"), &ctx, h, h, cfg.attention_bias)?;
+        let attn = g.linear_with_bias(
+            w,
+            LinearRole::AttentionOut,
+            &format!("{p}.attn.Wo"),
+            &format!("{n}/attn/Wo"),
+            &ctx,
+            h,
+            h,
+            cfg.attention_bias,
+        )?;
         let x = g.op("Add", &format!("{n}/Add_attn"), &[&x, &attn], vec![]);
         // MLP: Wi -> (input, gate) halves, GELU(input) * gate, Wo.
         let normed = g.layer_norm_with_bias(w, &format!("{p}.mlp_norm"), &format!("{n}/mlp_norm"), &x, h, eps, nb)?;
-        let wi = g.linear_with_bias(w, &format!("{p}.mlp.Wi"), &format!("{n}/mlp/Wi"), &normed, h, 2 * inter, cfg.mlp_bias)?;
+        let wi = g.linear_with_bias(
+            w,
+            LinearRole::FfnIn,
+            &format!("{p}.mlp.Wi"),
+            &format!("{n}/mlp/Wi"),
+            &normed,
+            h,
+            2 * inter,
+            cfg.mlp_bias,
+        )?;
         let [input, gate] = g.split_last(&format!("{n}/mlp/Split"), &wi, [inter; 2]);
         let t = g.op("Div", &format!("{n}/mlp/gelu/Div"), &[&input, &sqrt2], vec![]);
         let t = g.op("Erf", &format!("{n}/mlp/gelu/Erf"), &[&t], vec![]);
@@ -124,7 +151,16 @@ pub(super) fn encoder(g: &mut GraphBuilder, cfg: &EncoderConfig, w: &Weights) ->
         let t = g.op("Mul", &format!("{n}/mlp/gelu/Mul"), &[&input, &t], vec![]);
         let act = g.op("Mul", &format!("{n}/mlp/gelu/Mul_1"), &[&t, &half], vec![]);
         let gated = g.op("Mul", &format!("{n}/mlp/Mul_gate"), &[&act, &gate], vec![]);
-        let o = g.linear_with_bias(w, &format!("{p}.mlp.Wo"), &format!("{n}/mlp/Wo"), &gated, inter, h, cfg.mlp_bias)?;
+        let o = g.linear_with_bias(
+            w,
+            LinearRole::FfnOut,
+            &format!("{p}.mlp.Wo"),
+            &format!("{n}/mlp/Wo"),
+            &gated,
+            inter,
+            h,
+            cfg.mlp_bias,
+        )?;
         hidden = g.op("Add", &format!("{n}/Add_mlp"), &[&x, &o], vec![]);
     }
     g.layer_norm_with_bias(w, "final_norm", "/final_norm", &hidden, h, eps, nb)
