@@ -135,3 +135,51 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
     }
     drop(Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)));
 }
+
+/// `trainer train --base-model org/name`: a sentence-transformers repo on the Hub stand-in (no
+/// network) is fetched into the standard cache with its pooling files, trains, and the checkpoint
+/// keeps that pooling; a warm cache trains again offline with the Hub unreachable.
+#[test]
+fn base_model_by_hub_id_trains_through_the_cache() {
+    use zsc_testkit::hub_stand_in::{add_repo, start_hub};
+    let (dir, _) = families();
+    let work = tempfile::tempdir().unwrap();
+    common::write_data(&work.path().join("data.json"));
+    let cfg = TrainConfig {
+        data: work.path().join("data.json"),
+        output_dir: work.path().join("runs"),
+        device: "cpu".into(),
+        max_length: 32,
+        batch_size: 8,
+        max_steps: 2,
+        val_every: 2,
+        val_batches: 1,
+        calibrate: false,
+        probe_data: vec![],
+        ..TrainConfig::default()
+    };
+    let cfg_path = work.path().join("config.yml");
+    std::fs::write(&cfg_path, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    let (url, state) = start_hub();
+    add_repo(&state, "zsc-test/bert-cls", false, &dir.join("bert_cls"));
+    let home = work.path().join("hf_home");
+    let train = |run: &str, env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+        c.args(["train", "--config"]).arg(&cfg_path).args(["--base-model", "zsc-test/bert-cls", "--run-name", run]);
+        for v in
+            ["HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"]
+        {
+            c.env_remove(v);
+        }
+        let out = c.env("HF_HOME", &home).envs(env.iter().copied()).output().unwrap();
+        assert!(out.status.success(), "{run}: {}", String::from_utf8_lossy(&out.stderr));
+        zsc_core::CheckpointInfo::load(&work.path().join("runs").join(run).join("last")).unwrap()
+    };
+    let info = train("cold", &[("HF_ENDPOINT", &url)]);
+    assert!(home.join("hub/models--zsc-test--bert-cls/snapshots").is_dir(), "not in the standard cache layout");
+    // cls pooling and Normalize come only from the repo's sentence-transformers files
+    assert_eq!((info.spec.embedding.pooling, info.spec.embedding.normalize), (zsc_core::Pooling::Cls, true));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let info = train("warm", &[("HF_ENDPOINT", &format!("http://{dead}")), ("HF_HUB_OFFLINE", "1")]);
+    assert_eq!(info.spec.embedding.pooling, zsc_core::Pooling::Cls);
+}
