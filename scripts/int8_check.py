@@ -30,12 +30,21 @@ def main() -> int:
     p.add_argument("--n", type=int, default=300, help="texts taken evenly from --data")
     args = p.parse_args()
 
-    rows = json.load(open(args.data))
+    # a missing or corrupt file: one line naming it, not a traceback
+    try:
+        rows = json.load(open(args.data))
+    except (OSError, ValueError) as e:
+        print(f"error: --data {args.data}: {e}", file=sys.stderr)
+        return 1
+    try:
+        f32, int8 = zsc.Classifier.from_pretrained(args.f32_bundle), zsc.Classifier.from_pretrained(args.int8_bundle)
+    except (OSError, ValueError, zsc.ZscError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     step = max(1, len(rows) // args.n)
     texts = [r["text"] for r in rows[::step]][: args.n]
     labels = sorted({label for r in rows for label in r["labels"]})
 
-    f32, int8 = zsc.Classifier.from_pretrained(args.f32_bundle), zsc.Classifier.from_pretrained(args.int8_bundle)
     if (f32.model_type, f32.dim) != (int8.model_type, int8.dim):
         print(f"error: the bundles differ: {f32.model_type}/{f32.dim} vs {int8.model_type}/{int8.dim}", file=sys.stderr)
         return 2

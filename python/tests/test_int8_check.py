@@ -28,3 +28,11 @@ def test_int8_export_is_close_to_f32_and_a_bundle_equals_itself(bundles, tmp_pat
 def test_bundles_of_different_shapes_are_refused(bundles):
     done = run([sys.executable, ROOT / "scripts" / "int8_check.py", bundles["bi_encoder"], bundles["colbert"]], cwd=ROOT)
     assert done.returncode == 2 and "differ" in done.stderr, done.stderr
+
+
+def test_a_missing_bundle_or_data_file_is_one_line(bundles, tmp_path):
+    script = ROOT / "scripts" / "int8_check.py"
+    done = run([sys.executable, script, tmp_path / "nowhere", bundles["bi_encoder"]], cwd=ROOT)
+    assert done.returncode == 1 and "nowhere" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    done = run([sys.executable, script, bundles["bi_encoder"], bundles["bi_encoder"], "--data", tmp_path / "no.json"], cwd=ROOT)
+    assert done.returncode == 1 and "no.json" in done.stderr and "Traceback" not in done.stderr, done.stderr
