@@ -7,17 +7,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use zsc_core::{BundleManifest, Pooling};
-use zsc_testkit::hub_stand_in::{add_repo, downloads, start_hub};
+use zsc_testkit::hub_stand_in::{add_repo, clean_hf_env, dead_endpoint, downloads, start_hub};
 
 /// `zsc-export` with a clean Hugging Face environment: only what the test sets.
 fn zsc_export(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zsc-export"));
-    c.args(args);
-    for v in ["HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"] {
-        c.env_remove(v);
-    }
-    c.envs(env.iter().copied());
-    c.output().unwrap()
+    clean_hf_env(&mut Command::new(env!("CARGO_BIN_EXE_zsc-export"))).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 fn export_ok(checkpoint: &str, out: &Path, env: &[(&str, &str)]) {
@@ -63,10 +57,7 @@ fn a_sentence_transformers_repo_by_hub_id_exports_like_its_local_folder() {
     let warm = tmp.path().join("warm");
     export_ok("zsc-test/bert-cls", &warm, &[("HF_ENDPOINT", &url), ("HF_HOME", home_s)]);
     assert_eq!(downloads(&state), before, "a warm cache downloads nothing");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let dead = dead_endpoint();
     let offline = tmp.path().join("offline");
     export_ok("zsc-test/bert-cls", &offline, &[("HF_ENDPOINT", &dead), ("HF_HOME", home_s), ("HF_HUB_OFFLINE", "1")]);
     assert_eq!(manifest_json(&offline), manifest_json(&local));

@@ -12,36 +12,16 @@ use std::process::{Command, Output};
 use zsc::{Classifier, ClassifierOptions};
 use zsc_core::hub::HubOptions;
 use zsc_core::ModelType;
-use zsc_testkit::hub_stand_in::{add_repo, downloads, start_hub, TOKEN};
+use zsc_testkit::hub_stand_in::{add_repo, clean_hf_env, dead_endpoint, downloads, start_hub, TOKEN};
 
 /// `zsc` with a clean Hugging Face environment: only what the test sets.
 fn zsc(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zsc"));
-    c.args(args);
-    for v in [
-        "HF_ENDPOINT",
-        "HF_HOME",
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HF_HUB_OFFLINE",
-        "HF_TOKEN_PATH",
-    ] {
-        c.env_remove(v);
-    }
-    c.envs(env.iter().copied());
-    c.output().unwrap()
+    clean_hf_env(&mut Command::new(env!("CARGO_BIN_EXE_zsc"))).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 fn ok(o: &Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn dead_endpoint() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
 }
 
 const ARGS: [&str; 8] = ["--label", "banking", "--label", "weather", "--json", "--top-k", "0", "how do i move money"];

@@ -19,6 +19,33 @@ use crate::http_stand_in::{percent_decode, ranged, serve, Reply, Request};
 
 pub const TOKEN: &str = "hf_test_token";
 
+/// Every environment variable through which a Hugging Face client picks its Hub, cache, token or
+/// offline mode: a test that runs a binary removes them all ([`clean_hf_env`]) and sets its own.
+pub const HF_ENV_VARS: [&str; 8] = [
+    "HF_ENDPOINT",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_TOKEN_PATH",
+];
+
+/// `c` without any of [`HF_ENV_VARS`] from the test's own environment.
+pub fn clean_hf_env(c: &mut std::process::Command) -> &mut std::process::Command {
+    for v in HF_ENV_VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// An endpoint nobody listens on (a port bound, then released): "the Hub is unreachable".
+pub fn dead_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
 #[derive(Default)]
 pub struct Repo {
     pub private: bool,

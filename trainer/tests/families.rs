@@ -141,7 +141,7 @@ fn every_head_trains_exports_and_classifies_on_every_family() {
 /// keeps that pooling; a warm cache trains again offline with the Hub unreachable.
 #[test]
 fn base_model_by_hub_id_trains_through_the_cache() {
-    use zsc_testkit::hub_stand_in::{add_repo, start_hub};
+    use zsc_testkit::hub_stand_in::{add_repo, clean_hf_env, dead_endpoint, start_hub};
     let (dir, _) = families();
     let work = tempfile::tempdir().unwrap();
     common::write_data(&work.path().join("data.json"));
@@ -165,12 +165,12 @@ fn base_model_by_hub_id_trains_through_the_cache() {
     let home = work.path().join("hf_home");
     let train = |run: &str, env: &[(&str, &str)]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
-        c.args(["train", "--config"]).arg(&cfg_path).args(["--base-model", "zsc-test/bert-cls", "--run-name", run]);
-        for v in
-            ["HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"]
-        {
-            c.env_remove(v);
-        }
+        clean_hf_env(&mut c).args(["train", "--config"]).arg(&cfg_path).args([
+            "--base-model",
+            "zsc-test/bert-cls",
+            "--run-name",
+            run,
+        ]);
         let out = c.env("HF_HOME", &home).envs(env.iter().copied()).output().unwrap();
         assert!(out.status.success(), "{run}: {}", String::from_utf8_lossy(&out.stderr));
         zsc_core::CheckpointInfo::load(&work.path().join("runs").join(run).join("last")).unwrap()
@@ -179,7 +179,6 @@ fn base_model_by_hub_id_trains_through_the_cache() {
     assert!(home.join("hub/models--zsc-test--bert-cls/snapshots").is_dir(), "not in the standard cache layout");
     // cls pooling and Normalize come only from the repo's sentence-transformers files
     assert_eq!((info.spec.embedding.pooling, info.spec.embedding.normalize), (zsc_core::Pooling::Cls, true));
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let info = train("warm", &[("HF_ENDPOINT", &format!("http://{dead}")), ("HF_HUB_OFFLINE", "1")]);
+    let info = train("warm", &[("HF_ENDPOINT", &dead_endpoint()), ("HF_HUB_OFFLINE", "1")]);
     assert_eq!(info.spec.embedding.pooling, zsc_core::Pooling::Cls);
 }

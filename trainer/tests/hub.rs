@@ -9,7 +9,7 @@ use serde_json::json;
 use zsc_core::http::secrets::Secret;
 use zsc_core::hub::upload::HubClient;
 use zsc_core::hub::{HubOptions, Wanted};
-use zsc_testkit::hub_stand_in::{downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
+use zsc_testkit::hub_stand_in::{clean_hf_env, dead_endpoint, downloads, sha256_hex, start_hub, start_hub_with, TOKEN};
 
 /// hf-hub settings for the stand-in, with a private cache folder (never the user's).
 fn hub(url: &str, cache: &Path, token: Option<&str>) -> HubOptions {
@@ -174,10 +174,7 @@ async fn multipart_lfs_upload_round_trips() {
     assert_eq!(read_tree(&pulled), expected);
 
     // Hub unreachable: the warm cache is used (as Python's huggingface_hub does); a cold one is an error.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let dead = dead_endpoint();
     assert_eq!(zsc_core::hub::pull("carol/big", "main", &hub(&dead, cache.path(), Some(TOKEN))).unwrap(), pulled);
     let empty = tempfile::tempdir().unwrap();
     let e = zsc_core::hub::pull("carol/big", "main", &hub(&dead, empty.path(), Some(TOKEN))).unwrap_err();
@@ -241,12 +238,13 @@ fn cli_push_and_pull_use_hf_home_and_its_cached_token() {
             let _ = std::fs::remove_file(home.path().join("token"));
         }
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
-        for v in
-            ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE"]
-        {
-            c.env_remove(v);
-        }
-        c.env("HF_HOME", home.path()).env("HF_ENDPOINT", &url).current_dir(home.path()).args(args).output().unwrap()
+        clean_hf_env(&mut c)
+            .env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", &url)
+            .current_dir(home.path())
+            .args(args)
+            .output()
+            .unwrap()
     };
     let run = src.path().to_str().unwrap();
     let out = trainer(&["push", "--run", run, "--repo-id", "erin/cli"], false);
