@@ -6,17 +6,23 @@
 //! up to its `sessions`. Every input is checked in Rust: bad ones raise `ValueError`,
 //! `FileNotFoundError` or `zsc.ZscError` with the message the `zsc` CLI prints, never a panic.
 
+mod corpus;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use zsc::{Classifier, ClassifierOptions, Error, Label, LabelSet, Prediction, ProbabilityMode, ViewAggregation};
+use zsc::adapt::LabelSums;
+use zsc::{
+    AdaptOptions, Classifier, ClassifierOptions, Error, Label, LabelSet, PoolVectors, Prediction, ProbabilityMode,
+    ViewAggregation,
+};
 use zsc_core::error::error_chain;
 
 create_exception!(
@@ -27,7 +33,7 @@ create_exception!(
 );
 
 /// A runtime error as the Python exception a caller would expect.
-fn to_py(err: Error) -> PyErr {
+pub(crate) fn to_py(err: Error) -> PyErr {
     let message = error_chain(&err);
     match &err {
         Error::EmptyText { .. }
@@ -35,7 +41,8 @@ fn to_py(err: Error) -> PyErr {
         | Error::EmptyLabel { .. }
         | Error::InvalidLabel { .. }
         | Error::InvalidOption { .. }
-        | Error::ForeignLabelSet { .. } => PyValueError::new_err(message),
+        | Error::ForeignLabelSet { .. }
+        | Error::NeedsBiEncoder { .. } => PyValueError::new_err(message),
         Error::LabelsFile { path, .. } if !path.exists() => PyFileNotFoundError::new_err(message),
         Error::LabelsFile { .. } => PyValueError::new_err(message),
         Error::Manifest { dir, .. } if !dir.exists() => PyFileNotFoundError::new_err(message),
@@ -229,6 +236,67 @@ impl PyClassifier {
         let clf = &self.inner;
         py.detach(|| clf.scores(texts, labels)).map_err(to_py)
     }
+
+    /// The labels adapted to `texts` (the pool) and the pool's scores against them.
+    fn adapted_scores(
+        &self,
+        py: Python<'_>,
+        texts: &[String],
+        labels: &Arc<LabelSet>,
+        options: &AdaptOptions,
+    ) -> PyResult<(Arc<LabelSet>, Vec<Vec<f32>>)> {
+        let clf = &self.inner;
+        py.detach(|| {
+            let pool = clf.pool_vectors(texts)?;
+            let adapted = clf.adapt_labels(&pool, labels, options)?;
+            let scores = clf.pool_scores(&pool, &adapted.labels)?;
+            Ok((Arc::new(adapted.labels), scores))
+        })
+        .map_err(to_py)
+    }
+
+    /// Score rows ranked as `classify` returns them.
+    fn ranked<'py>(
+        &self,
+        py: Python<'py>,
+        scores: &[Vec<f32>],
+        labels: &LabelSet,
+        top_k: Option<usize>,
+        multi_label: bool,
+        threshold: Option<f32>,
+    ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+        let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
+        let probability = self.inner.probability(mode);
+        let k = top_k.unwrap_or(labels.len());
+        let mut out = Vec::with_capacity(scores.len());
+        for row in scores {
+            let mut ranked = probability.rank(row, labels.labels(), k);
+            if let Some(p) = threshold {
+                ranked.retain(|l| l.probability >= p);
+            }
+            out.push(ranked.iter().map(|p| prediction_dict(py, p)).collect::<PyResult<Vec<_>>>()?);
+        }
+        Ok(out)
+    }
+}
+
+fn check_ranking(top_k: Option<usize>, threshold: Option<f32>) -> PyResult<()> {
+    if top_k == Some(0) {
+        return Err(PyValueError::new_err("invalid option `top_k`: must be at least 1 (None gives every label)"));
+    }
+    if let Some(p) = threshold.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(PyValueError::new_err(format!("threshold must be a probability between 0 and 1, got {p}")));
+    }
+    Ok(())
+}
+
+/// A matrix and a vector returned together (`pool_vectors`, `label_sums`).
+type Arrays<'py, A, B> = (Bound<'py, PyArray2<A>>, Bound<'py, PyArray1<B>>);
+
+/// Pool vectors from the arrays `pool_vectors` returned.
+fn pool_arg(units: PyReadonlyArray2<'_, f32>, norms: PyReadonlyArray1<'_, f32>) -> PyResult<PoolVectors> {
+    let norms = norms.as_slice().map(<[f32]>::to_vec).unwrap_or_else(|_| norms.as_array().to_vec());
+    PoolVectors::new(units.as_array().to_owned(), norms).map_err(to_py)
 }
 
 /// The ONNX Runtime library to load: `ORT_DYLIB_PATH`, else the `onnxruntime` wheel's own
@@ -289,8 +357,10 @@ impl PyClassifier {
     /// Rank the labels for each text, best first: per text a list of
     /// `{"label", "score", "probability"}`. top_k: how many (None: all); multi_label: independent
     /// per-label probabilities instead of a distribution over the labels; threshold: keep labels
-    /// whose probability reaches it. A single string is one text.
-    #[pyo3(signature = (texts, labels, top_k=None, multi_label=false, threshold=None))]
+    /// whose probability reaches it; adapt: refine the labels from these texts as a pool (True for
+    /// the measured defaults, or a dict of settings; BiEncoder bundles). A single string is one text.
+    #[pyo3(signature = (texts, labels, top_k=None, multi_label=false, threshold=None, adapt=None))]
+    #[allow(clippy::too_many_arguments)]
     fn classify<'py>(
         &self,
         py: Python<'py>,
@@ -299,28 +369,173 @@ impl PyClassifier {
         top_k: Option<usize>,
         multi_label: bool,
         threshold: Option<f32>,
+        adapt: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
-        if top_k == Some(0) {
-            return Err(PyValueError::new_err("invalid option `top_k`: must be at least 1 (None gives every label)"));
-        }
-        if let Some(p) = threshold.filter(|p| !(0.0..=1.0).contains(p)) {
-            return Err(PyValueError::new_err(format!("threshold must be a probability between 0 and 1, got {p}")));
-        }
+        check_ranking(top_k, threshold)?;
+        let adapt = corpus::adapt_arg(adapt)?;
         let texts = texts_arg(texts)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
-        let scores = self.scores_matrix(py, &texts, &labels)?;
-        let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
-        let probability = self.inner.probability(mode);
-        let k = top_k.unwrap_or(labels.len());
-        let mut out = Vec::with_capacity(scores.len());
-        for row in &scores {
-            let mut ranked = probability.rank(row, labels.labels(), k);
-            if let Some(p) = threshold {
-                ranked.retain(|l| l.probability >= p);
+        let (labels, scores) = match &adapt {
+            None => {
+                let scores = self.scores_matrix(py, &texts, &labels)?;
+                (labels, scores)
             }
-            out.push(ranked.iter().map(|p| prediction_dict(py, p)).collect::<PyResult<Vec<_>>>()?);
-        }
-        Ok(out)
+            Some(options) => self.adapted_scores(py, &texts, &labels, options)?,
+        };
+        self.ranked(py, &scores, &labels, top_k, multi_label, threshold)
+    }
+
+    /// Classify a whole file (JSONL, CSV/TSV with a header, or plain text) into `output` (JSONL,
+    /// or CSV for a `.csv` name), as `zsc classify --input` does; returns the run's summary.
+    #[pyo3(signature = (input, output, labels, *, top_k=5, multi_label=false, threshold=None, input_format=None,
+        output_format=None, text_field="text".to_string(), id_field=None, skip_bad_rows=false, resume=false,
+        progress=false, adapt=None, adapt_max_memory_mib=4096))]
+    #[allow(clippy::too_many_arguments)]
+    fn classify_file<'py>(
+        &self,
+        py: Python<'py>,
+        input: PathBuf,
+        output: PathBuf,
+        labels: &Bound<'py, PyAny>,
+        top_k: usize,
+        multi_label: bool,
+        threshold: Option<f32>,
+        input_format: Option<String>,
+        output_format: Option<String>,
+        text_field: String,
+        id_field: Option<String>,
+        skip_bad_rows: bool,
+        resume: bool,
+        progress: bool,
+        adapt: Option<&Bound<'py, PyAny>>,
+        adapt_max_memory_mib: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let adapt = corpus::adapt_arg(adapt)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let args = corpus::FileArgs {
+            input,
+            output,
+            input_format,
+            output_format,
+            text_field,
+            id_field,
+            top_k,
+            multi_label,
+            threshold,
+            skip_bad_rows,
+            resume,
+            progress,
+            adapt,
+            adapt_max_memory_mib,
+        };
+        let job = args.job()?;
+        let clf = &self.inner;
+        let summary = py.detach(|| zsc::corpus::classify_file(clf, &labels, &job)).map_err(corpus::corpus_error)?;
+        corpus::summary_dict(py, &summary)
+    }
+
+    /// The pool's vectors for adaptation: unit vectors float32 `[n, dim]` and their lengths `[n]`
+    /// (BiEncoder bundles). With `label_sums`, `adapted_labels` and `classify_vectors`, the pieces
+    /// a distributed pass is made of (`zsc.ray.classify_adapted`).
+    fn pool_vectors<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<Arrays<'py, f32, f32>> {
+        let texts = texts_arg(texts)?;
+        let clf = &self.inner;
+        let pool = py.detach(|| clf.pool_vectors(&texts)).map_err(to_py)?;
+        let norms = pool.norms().to_vec();
+        Ok((pool.units().to_owned().into_pyarray(py), norms.into_pyarray(py)))
+    }
+
+    /// One pass over a part of the pool: each text assigned to its best label of `labels`, and
+    /// per label the float64 sum of the assigned unit vectors `[L, dim]` and their count `[L]`.
+    /// Parts' sums add up to the whole pool's.
+    #[pyo3(signature = (units, norms, labels, adapt=None))]
+    fn label_sums<'py>(
+        &self,
+        py: Python<'py>,
+        units: PyReadonlyArray2<'py, f32>,
+        norms: PyReadonlyArray1<'py, f32>,
+        labels: &Bound<'py, PyAny>,
+        adapt: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Arrays<'py, f64, u64>> {
+        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let pool = pool_arg(units, norms)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let clf = &self.inner;
+        let sums = py.detach(|| clf.label_sums(&pool, &labels, &options)).map_err(to_py)?;
+        Ok((sums.sums.into_pyarray(py), sums.counts.into_pyarray(py)))
+    }
+
+    /// The labels after one round: `start` (the labels as given) refined by a pass's summed
+    /// `sums` and `counts`. Returns the new `LabelSet` and how many labels moved.
+    #[pyo3(signature = (start, sums, counts, adapt=None))]
+    fn adapted_labels<'py>(
+        &self,
+        py: Python<'py>,
+        start: &Bound<'py, PyAny>,
+        sums: PyReadonlyArray2<'py, f64>,
+        counts: PyReadonlyArray1<'py, u64>,
+        adapt: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(PyLabelSet, usize)> {
+        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let start = self.label_set(py, labels_arg(start)?)?;
+        let sums = LabelSums { sums: sums.as_array().to_owned(), counts: counts.as_array().to_vec() };
+        let (set, moved) = self.inner.adapted_labels(&start, &sums, &options).map_err(to_py)?;
+        Ok((PyLabelSet { inner: Arc::new(set) }, moved))
+    }
+
+    /// The labels refined from the pool behind `pool_vectors`' arrays (every round, as
+    /// `classify(..., adapt=...)` does): the new `LabelSet` and the report (rounds, labels moved,
+    /// texts per label, and why nothing moved when a guard stopped it).
+    #[pyo3(signature = (units, norms, labels, adapt=None))]
+    fn adapt_labels<'py>(
+        &self,
+        py: Python<'py>,
+        units: PyReadonlyArray2<'py, f32>,
+        norms: PyReadonlyArray1<'py, f32>,
+        labels: &Bound<'py, PyAny>,
+        adapt: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(PyLabelSet, Bound<'py, PyDict>)> {
+        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let pool = pool_arg(units, norms)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let clf = &self.inner;
+        let adapted = py.detach(|| clf.adapt_labels(&pool, &labels, &options)).map_err(to_py)?;
+        let report = corpus::report_dict(py, &adapted.report)?;
+        Ok((PyLabelSet { inner: Arc::new(adapted.labels) }, report))
+    }
+
+    /// `classify` of the texts behind `pool_vectors`' arrays, without running the encoder again.
+    #[pyo3(signature = (units, norms, labels, top_k=None, multi_label=false, threshold=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn classify_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        units: PyReadonlyArray2<'py, f32>,
+        norms: PyReadonlyArray1<'py, f32>,
+        labels: &Bound<'py, PyAny>,
+        top_k: Option<usize>,
+        multi_label: bool,
+        threshold: Option<f32>,
+    ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+        check_ranking(top_k, threshold)?;
+        let pool = pool_arg(units, norms)?;
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        let clf = &self.inner;
+        let scores = py.detach(|| clf.pool_scores(&pool, &labels)).map_err(to_py)?;
+        self.ranked(py, &scores, &labels, top_k, multi_label, threshold)
+    }
+
+    /// One vector per label, float32 `[L, dim]`: with `labels_from_vectors`, a label set that
+    /// travels to another process (BiEncoder and PolyEncoder bundles).
+    fn label_vectors<'py>(&self, py: Python<'py>, labels: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let labels = self.label_set(py, labels_arg(labels)?)?;
+        Ok(self.inner.label_vectors(&labels).map_err(to_py)?.into_pyarray(py))
+    }
+
+    /// A `LabelSet` of this classifier from names and their vectors (`label_vectors`).
+    fn labels_from_vectors(&self, names: Vec<String>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<PyLabelSet> {
+        let set = self.inner.labels_from_vectors(names, vectors.as_array().to_owned()).map_err(to_py)?;
+        Ok(PyLabelSet { inner: Arc::new(set) })
     }
 
     /// Raw scores (logits), float32 `[len(texts), len(labels)]`.
@@ -392,6 +607,7 @@ fn _zsc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLabelSet>()?;
     m.add_class::<PyLabel>()?;
     m.add_function(wrap_pyfunction!(read_labels_file, m)?)?;
+    m.add_function(wrap_pyfunction!(corpus::adapt_defaults, m)?)?;
     m.add("ZscError", m.py().get_type::<ZscError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -70,3 +70,27 @@ def test_a_threshold_can_leave_a_row_without_label(bundles):
     mapper = ZeroShotMapper(str(bundles["bi_encoder"]), ["alarm", "weather"], threshold=1.0)
     out = mapper({"text": np.array(["wake me at 6", "is it snowing"], dtype=object)})
     assert list(out["label"]) == [None, None] and np.isnan(out["score"]).all() and np.isnan(out["probability"]).all()
+
+
+def test_adapted_passes_on_two_workers_equal_single_process(local_ray, bundles):
+    import zsc
+    from zsc.ray import classify_adapted
+
+    dev = json.loads((ROOT / "data" / "clinc150_unseen_dev.json").read_text())
+    TEXTS = [s["text"] for s in dev]
+    LABELS = sorted({l for s in dev for l in s["labels"]})
+    clf = zsc.Classifier.from_pretrained(bundles["bi_encoder"])
+    single = clf.classify(TEXTS, LABELS, top_k=1, adapt=True)
+    plain = clf.classify(TEXTS, LABELS, top_k=1)
+    ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(TEXTS)], override_num_blocks=6)
+    out, report = classify_adapted(ds, str(bundles["bi_encoder"]), LABELS, threads=1, concurrency=2,
+                                   rows_per_batch=128, return_report=True)
+    df = out.to_pandas().sort_values("id")
+    assert list(df["id"]) == list(range(900)) and list(df["text"]) == TEXTS
+    assert report["rounds"] == 3 and sum(report["counts"]) == 900
+    assert list(df["label"]) == [r[0]["label"] for r in single]
+    np.testing.assert_allclose(df["score"].to_numpy(), [r[0]["score"] for r in single], atol=1e-5)
+    np.testing.assert_allclose(df["probability"].to_numpy(), [r[0]["probability"] for r in single], atol=1e-5)
+    assert sum(a[0]["label"] != b[0]["label"] for a, b in zip(single, plain)) > 20  # adaptation changed rows
+    with pytest.raises(ValueError, match="balanced assignment needs the whole pool"):
+        classify_adapted(None, str(bundles["bi_encoder"]), LABELS, adapt={"balanced": True})

@@ -23,6 +23,9 @@ use crate::probability::{Prediction, Probabilities, ProbabilityMode};
 use crate::scoring::{l2_normalize_rows, Cosine, MaxSim, PolyAttention, SentencePool};
 use zsc_core::calibration::Calibration;
 
+mod pool;
+pub use pool::{Adaptation, PoolVectors};
+
 /// Gives every classifier a distinct id, so a [`LabelSet`] can't be used with another model.
 static NEXT_CLASSIFIER_ID: AtomicU64 = AtomicU64::new(1);
 

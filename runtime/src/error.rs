@@ -157,6 +157,15 @@ pub enum Error {
         label_set_source: String,
     },
 
+    /// A BiEncoder-only feature (pool adaptation) was asked of another architecture.
+    #[error("{what} needs a BiEncoder bundle (one vector per label); this bundle is {model_type}")]
+    NeedsBiEncoder {
+        /// The feature.
+        what: &'static str,
+        /// The bundle's architecture.
+        model_type: String,
+    },
+
     /// ONNX Runtime failed while running the encoder.
     #[error("running ONNX model {path}: {source}")]
     Inference {

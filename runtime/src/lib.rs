@@ -35,7 +35,9 @@
 
 #![warn(missing_docs)]
 
+pub mod adapt;
 mod classifier;
+pub mod corpus;
 mod error;
 mod label;
 mod options;
@@ -47,7 +49,8 @@ pub mod scoring;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-pub use classifier::{Classifier, LabelSet, Labels};
+pub use adapt::{AdaptOptions, AdaptReport};
+pub use classifier::{Adaptation, Classifier, LabelSet, Labels, PoolVectors};
 pub use error::{Error, OrtError, Result};
 pub use label::{read_labels_file, Label, ViewAggregation, MAX_EXAMPLES_PER_LABEL};
 pub use options::{ClassifierOptions, ExecutionProvider, LabelTemplate, OptimizationLevel};

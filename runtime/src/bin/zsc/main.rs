@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! zsc classify --model BUNDLE|org/name --label banking --label cooking [--multi-label] "how do i transfer money"
+//! zsc classify --model BUNDLE --labels-file labels.yaml --input FILE [--output FILE] [--id-field F] [--adapt] [--resume]
 //! zsc eval --model BUNDLE|org/name [--data FILE] [--split test] [--labels-from FILE] [--restrict-to FILE]
 //!          [--tune-threshold | --threshold P] [--json]
 //! zsc calibrate --model BUNDLE [--data FILE] [--split val] [--json]
@@ -11,6 +12,8 @@
 //! `--model` takes a bundle folder or a Hugging Face Hub id `org/name[@revision]` (fetched through
 //! hf-hub into the standard Hugging Face cache; `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
 //! `HF_HUB_OFFLINE` as in Python).
+
+mod corpus;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -97,8 +100,10 @@ struct ClassifyArgs {
     #[arg(long)]
     json: bool,
     /// Texts to classify; none (or `-`) reads one text per line from stdin.
-    #[arg(value_name = "TEXT")]
+    #[arg(value_name = "TEXT", conflicts_with = "input")]
     texts: Vec<String>,
+    #[command(flatten)]
+    corpus: corpus::CorpusArgs,
 }
 
 #[derive(Args, Debug)]
@@ -326,27 +331,20 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
             bail!("--threshold must be a probability between 0 and 1, got {p}");
         }
     }
-    let texts: Vec<String> = if args.texts.is_empty() || args.texts == ["-"] {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<std::io::Result<Vec<_>>>()
-            .context("reading texts from stdin")?
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    } else {
-        args.texts.clone()
-    };
-    let clf = load(&args.model, options(common)?)?;
-    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
-    let scores = clf.scores(&texts, &cache).context("classifying")?;
     let k = match (args.top_k, args.threshold) {
         (Some(0), _) | (None, Some(_)) => labels.len(),
         (Some(k), _) => k,
         (None, None) => 5,
     };
     let multi_label = args.multi_label || args.threshold.is_some();
+    let clf = load(&args.model, options(common)?)?;
+    let cache = clf.encode_labels(&labels).context("encoding the labels")?;
+    if args.corpus.input.is_some() {
+        let ranking = corpus::Ranking { top_k: k, multi_label, threshold: args.threshold };
+        return corpus::classify_input(&clf, &cache, &args.corpus, &ranking);
+    }
+    let texts = read_texts(&args.texts)?;
+    let (cache, scores) = score_texts(&clf, cache, &texts, args.corpus.adapt_options())?;
     let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
     let probability = clf.probability(mode);
     let stdout = std::io::stdout();
@@ -378,6 +376,35 @@ fn classify(common: &Common, args: &ClassifyArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// TEXT arguments, or one text per line of stdin when there are none (or `-`).
+fn read_texts(texts: &[String]) -> Result<Vec<String>> {
+    if !texts.is_empty() && texts != ["-"] {
+        return Ok(texts.to_vec());
+    }
+    let lines = std::io::stdin().lock().lines().collect::<std::io::Result<Vec<_>>>().context("reading texts from stdin")?;
+    Ok(lines.into_iter().filter(|l| !l.trim().is_empty()).collect())
+}
+
+/// The texts' scores against the labels, the labels first adapted to the texts as a pool when asked.
+fn score_texts(
+    clf: &Classifier,
+    labels: LabelSet,
+    texts: &[String],
+    adapt: Option<zsc::AdaptOptions>,
+) -> Result<(LabelSet, Vec<Vec<f32>>)> {
+    let Some(options) = adapt else {
+        let scores = clf.scores(texts, &labels).context("classifying")?;
+        return Ok((labels, scores));
+    };
+    let pool = clf.pool_vectors(texts).context("encoding the pool")?;
+    let adapted = clf.adapt_labels(&pool, &labels, &options).context("adapting the labels")?;
+    if let Some(why) = &adapted.report.skipped {
+        eprintln!("warning: {why}");
+    }
+    let scores = clf.pool_scores(&pool, &adapted.labels).context("classifying")?;
+    Ok((adapted.labels, scores))
 }
 
 fn eval(common: &Common, args: &EvalArgs) -> Result<()> {
