@@ -274,6 +274,23 @@ fn pool_scores_equal_plain_scores_and_sums_of_parts_equal_the_whole() {
     for (row, r) in rows.iter().zip(&ranked) {
         assert_eq!(row["labels"][0]["label"], r[0].label.as_str());
     }
+
+    // kept in parts (chunks of 7 rows) the pool adapts as one; an interrupted adapted run resumes
+    let parts = d.join("parts.jsonl");
+    let job = FileJob::new(InputSpec::new(d.join("in.txt")), &parts).with_top_k(1).with_adapt(Some(options)).with_chunk_rows(7);
+    classify_file(&clf, &labels, &job).unwrap();
+    let full = std::fs::read(&parts).unwrap();
+    let labels_of = |bytes: &[u8]| -> Vec<Value> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["labels"][0]["label"].clone())
+            .collect()
+    };
+    assert_eq!(labels_of(&full), rows.iter().map(|r| r["labels"][0]["label"].clone()).collect::<Vec<_>>());
+    std::fs::write(&parts, &full[..full.len() * 2 / 3]).unwrap();
+    let resumed = classify_file(&clf, &labels, &job.with_resume(true)).unwrap();
+    assert!(resumed.resumed > 0 && resumed.resumed + resumed.rows == 40, "{resumed:?}");
+    assert!(std::fs::read(&parts).unwrap() == full, "the resumed adapted output differs");
 }
 
 #[test]

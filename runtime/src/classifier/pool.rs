@@ -56,6 +56,14 @@ impl PoolVectors {
         self.norms.is_empty()
     }
 
+    /// The parts one after another, as one pool.
+    pub fn concat(parts: &[PoolVectors]) -> Result<Self> {
+        let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(PoolVectors::units).collect();
+        let units = ndarray::concatenate(ndarray::Axis(0), &views)
+            .map_err(|e| Error::InvalidOption { option: "parts", message: format!("pool parts of different widths: {e}") })?;
+        PoolVectors::new(units, parts.iter().flat_map(|p| p.norms.iter().copied()).collect())
+    }
+
     /// Bytes a pool of `texts` vectors of width `dim` holds.
     pub fn memory_bytes(texts: usize, dim: usize) -> u64 {
         texts as u64 * (dim as u64 + 1) * 4
@@ -162,17 +170,31 @@ impl Classifier {
     /// Refine `labels` from the pool ([`crate::adapt`]): `options.rounds` rounds of assigning
     /// every text and moving every label with enough texts toward their mean. BiEncoder only.
     pub fn adapt_labels(&self, pool: &PoolVectors, labels: &LabelSet, options: &AdaptOptions) -> Result<Adaptation> {
+        self.adapt_labels_parts(std::slice::from_ref(pool), labels, options)
+    }
+
+    /// [`Classifier::adapt_labels`] over a pool kept in parts (the chunks of a file): each round
+    /// sums every part's [`LabelSums`], so the result equals the concatenated pool's (within float
+    /// rounding) without a second copy of it. Balanced assignment needs the pool in one piece and
+    /// concatenates the parts.
+    pub fn adapt_labels_parts(&self, parts: &[PoolVectors], labels: &LabelSet, options: &AdaptOptions) -> Result<Adaptation> {
+        if options.balanced && parts.len() > 1 {
+            return self.adapt_labels_parts(&[PoolVectors::concat(parts)?], labels, options);
+        }
         options.check().map_err(|message| Error::InvalidOption { option: "adapt", message })?;
         let matrix = self.label_matrix(labels)?;
-        let skipped = PoolAdapter::new(&matrix, options.clone()).pool_guard(pool.len());
+        let pool: usize = parts.iter().map(PoolVectors::len).sum();
+        let skipped = PoolAdapter::new(&matrix, options.clone()).pool_guard(pool);
         let mut current = labels.clone();
-        let mut report =
-            AdaptReport { rounds: 0, pool: pool.len(), moved: 0, counts: vec![0; labels.len()], skipped: skipped.clone() };
+        let mut report = AdaptReport { rounds: 0, pool, moved: 0, counts: vec![0; labels.len()], skipped: skipped.clone() };
         if skipped.is_some() {
             return Ok(Adaptation { labels: current, report });
         }
         for _ in 0..options.rounds {
-            let sums = self.label_sums(pool, &current, options)?;
+            let mut sums = LabelSums::zeros(matrix.nrows(), matrix.ncols());
+            for part in parts {
+                sums.merge(&self.label_sums(part, &current, options)?);
+            }
             let (next, moved) = self.adapted_labels(labels, &sums, options)?;
             (current, report.moved, report.counts) = (next, moved, sums.counts);
             report.rounds += 1;

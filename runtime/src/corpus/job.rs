@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ndarray::{s, Array2};
 use serde_json::Value;
 
 use super::read::{CorpusReader, InputSpec, Record};
@@ -370,7 +369,7 @@ fn adapted(
     let started = Instant::now();
     let dim = clf.manifest().output_dim;
     let limit = job.adapt_max_memory_mib.saturating_mul(1 << 20);
-    let (mut ids, mut units, mut norms) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut parts) = (Vec::new(), Vec::new());
     loop {
         let chunk = rows.chunk(job.chunk_rows)?;
         if chunk.is_empty() {
@@ -381,37 +380,33 @@ fn adapted(
             return Err(CorpusError::PoolTooLarge { texts: ids.len() + chunk.len(), dim, limit_mib });
         }
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
-        let part = clf.pool_vectors(&texts)?;
-        units.extend(part.units().iter());
-        norms.extend_from_slice(part.norms());
+        parts.push(clf.pool_vectors(&texts)?);
         ids.extend(chunk.into_iter().map(|r| r.id));
         show(bar, rows, ids.len() as u64, started, "encoded");
     }
-    let n = ids.len();
-    let units = Array2::from_shape_vec((n, dim), units)
-        .map_err(|e| crate::Error::BadOutput { path: clf.dir().to_path_buf(), message: format!("pool vectors: {e}") })?;
-    let pool = PoolVectors::new(units, norms)?;
-    let adaptation = clf.adapt_labels(&pool, labels, options)?;
+    let adaptation = clf.adapt_labels_parts(&parts, labels, options)?;
     if let Some(why) = &adaptation.report.skipped {
         tracing::warn!("{why}");
     }
+    let n = ids.len();
     let resumed_rows = resumed as usize;
     let last_written = if resumed_rows <= n { resumed_rows.checked_sub(1).map(|i| &ids[i]) } else { None };
     check_continues(job, resumed, last_id, last_written)?;
     let mut written = 0u64;
-    for from in (0..n).step_by(job.chunk_rows) {
-        let to = (from + job.chunk_rows).min(n);
-        if to <= resumed_rows {
-            continue; // written by the earlier run
+    let mut from = 0;
+    for part in &parts {
+        let to = from + part.len();
+        if to > resumed_rows {
+            // every part is scored whole, as the earlier run did
+            let scores = clf.pool_scores(part, &adaptation.labels)?;
+            let skip = resumed_rows.saturating_sub(from);
+            for (id, row) in ids[from..to].iter().zip(&scores).skip(skip) {
+                writer.push(id, &ranker.rank(row))?;
+            }
+            writer.flush_chunk()?;
+            written += (to - from - skip) as u64;
         }
-        let part = PoolVectors::new(pool.units().slice(s![from..to, ..]).to_owned(), pool.norms()[from..to].to_vec())?;
-        let scores = clf.pool_scores(&part, &adaptation.labels)?;
-        let skip = resumed_rows.saturating_sub(from);
-        for (id, row) in ids[from..to].iter().zip(&scores).skip(skip) {
-            writer.push(id, &ranker.rank(row))?;
-        }
-        writer.flush_chunk()?;
-        written += (to - from - skip) as u64;
+        from = to;
     }
     Ok((written, adaptation.report))
 }
