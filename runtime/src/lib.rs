@@ -28,6 +28,10 @@
 //! the candidates, multi-label `sigmoid(score / T + b)`; without one, the uncalibrated
 //! `sigmoid(score)`.
 //!
+//! A whole pool at once: [`Classifier::classify_corpus`] adapts the labels to the texts
+//! ([`adapt`], BiEncoder bundles), and [`corpus::classify_file`] classifies a file (JSONL, CSV/TSV,
+//! plain text) into JSONL or CSV with resume and bad-row handling.
+//!
 //! Features (both on by default, for the `zsc` binary; an app can turn them off with
 //! `default-features = false`): `hub` ([`Classifier::from_pretrained`], models by Hugging Face Hub
 //! id) and `serve` ([`serve`], the HTTP service behind `zsc serve`). `cuda` adds the CUDA
