@@ -40,6 +40,15 @@ pub fn adapt_arg(adapt: Option<&Bound<'_, PyAny>>) -> PyResult<Option<AdaptOptio
     Ok(Some(o))
 }
 
+/// `adapt=` of the adaptation steps (`label_sums`, `adapted_labels`, `adapt_labels`): None or True
+/// (the measured defaults) or a dict of settings; False makes no sense there and is refused.
+pub fn settings_arg(adapt: Option<&Bound<'_, PyAny>>) -> PyResult<AdaptOptions> {
+    if adapt.is_some_and(|a| a.extract::<bool>().is_ok_and(|on| !on)) {
+        return Err(PyValueError::new_err("adapt=False: this is a step of adaptation; give True or a dict of settings"));
+    }
+    Ok(adapt_arg(adapt)?.unwrap_or_default())
+}
+
 /// The settings of `Classifier.classify_file`.
 pub struct FileArgs {
     pub input: PathBuf,

@@ -457,7 +457,7 @@ impl PyClassifier {
         labels: &Bound<'py, PyAny>,
         adapt: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Arrays<'py, f64, u64>> {
-        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let options = corpus::settings_arg(adapt)?;
         let pool = pool_arg(units, norms)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
         let clf = &self.inner;
@@ -476,7 +476,7 @@ impl PyClassifier {
         counts: PyReadonlyArray1<'py, u64>,
         adapt: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(PyLabelSet, usize)> {
-        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let options = corpus::settings_arg(adapt)?;
         let start = self.label_set(py, labels_arg(start)?)?;
         let sums = LabelSums { sums: sums.as_array().to_owned(), counts: counts.as_array().to_vec() };
         let (set, moved) = self.inner.adapted_labels(&start, &sums, &options).map_err(to_py)?;
@@ -495,7 +495,7 @@ impl PyClassifier {
         labels: &Bound<'py, PyAny>,
         adapt: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(PyLabelSet, Bound<'py, PyDict>)> {
-        let options = corpus::adapt_arg(adapt)?.unwrap_or_default();
+        let options = corpus::settings_arg(adapt)?;
         let pool = pool_arg(units, norms)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
         let clf = &self.inner;

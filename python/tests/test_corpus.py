@@ -99,3 +99,14 @@ def test_classify_file_errors_are_python_exceptions(classifiers, tmp_path):
     assert (summary["rows"], summary["bad_rows"]) == (1, 1)
     with pytest.raises(ValueError, match="unknown input format"):
         clf.classify_file(bad, tmp_path / "o.jsonl", ["a"], input_format="xml")
+
+
+def test_adaptation_steps_refuse_false_and_wrong_widths(classifiers):
+    clf = classifiers["bi_encoder"]
+    units, norms = clf.pool_vectors(TEXTS[:20])
+    with pytest.raises(ValueError, match="adapt=False: this is a step of adaptation"):
+        clf.adapt_labels(units, norms, LABELS, adapt=False)
+    with pytest.raises(ValueError, match="vectors of width 8, this bundle's are 384"):
+        clf.classify_vectors(np.zeros((2, 8), dtype=np.float32), np.ones(2, dtype=np.float32), LABELS)
+    with pytest.raises(ValueError, match="2 rows of unit vectors but 3 lengths"):
+        clf.label_sums(units[:2], norms[:3], LABELS)

@@ -314,3 +314,55 @@ fn guards_keep_labels_where_the_pool_says_too_little() {
     let job = FileJob::new(InputSpec::new("-"), "-").to_stdout(zsc::corpus::OutputFormat::Jsonl).with_resume(true);
     assert!(matches!(classify_file(&clf, &labels, &job), Err(CorpusError::InvalidOption { option: "resume", .. })));
 }
+
+#[test]
+fn edge_inputs_stay_rows_and_outputs_stay_whole() {
+    let b = bundle();
+    let d = dir("edges");
+    // a UTF-8 BOM before the first JSON row; a stray quote in a TSV text does not swallow lines
+    std::fs::write(d.join("bom.jsonl"), "\u{feff}{\"text\": \"rain today\"}\n{\"text\": \"bake bread\"}\n").unwrap();
+    std::fs::write(d.join("quote.tsv"), "text\n\"rain today\nbake bread\nloan\n").unwrap();
+    for (input, rows) in [("bom.jsonl", 2), ("quote.tsv", 3)] {
+        let out = d.join(format!("{input}.jsonl"));
+        let o = zsc(&classify_args(&b, &["--input", d.join(input).to_str().unwrap(), "--output", out.to_str().unwrap()]));
+        assert!(o.status.success(), "{input}: {}", text(&o.stderr));
+        assert_eq!(jsonl(&out).len(), rows, "{input}");
+    }
+    // every row bad and skipped: the CSV output still has its header
+    std::fs::write(d.join("bad.jsonl"), "nope\n").unwrap();
+    let csv = d.join("empty.csv");
+    let o = zsc(&classify_args(
+        &b,
+        &["--input", d.join("bad.jsonl").to_str().unwrap(), "--output", csv.to_str().unwrap(), "--skip-bad-rows", "--top-k", "1"],
+    ));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "id,label,score,probability\n");
+    // resuming a CSV with another --top-k would append rows of another width: refused
+    std::fs::write(d.join("in.txt"), "rain\nbread\n").unwrap();
+    let o = zsc(&classify_args(
+        &b,
+        &["--input", d.join("in.txt").to_str().unwrap(), "--output", csv.to_str().unwrap(), "--resume", "--top-k", "2"],
+    ));
+    assert!(text(&o.stderr).contains("it has 1 label columns and this run writes 2"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn pool_scores_aggregate_views_and_refuse_other_widths() {
+    let clf = Classifier::from_dir(
+        &common::bundles().bi,
+        ClassifierOptions::default().with_view_aggregation(zsc::ViewAggregation::Max),
+    )
+    .unwrap();
+    let labels =
+        clf.encode_labels(&[zsc::Label::new("banking").with_examples(["wire money", "my savings"]), "cooking".into()]).unwrap();
+    let t = texts(9);
+    let pool = clf.pool_vectors(&t).unwrap();
+    let (plain, kept) = (clf.scores(&t, &labels).unwrap(), clf.pool_scores(&pool, &labels).unwrap());
+    for (a, b) in plain.iter().flatten().zip(kept.iter().flatten()) {
+        assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+    }
+    let narrow = zsc::PoolVectors::new(ndarray::Array2::zeros((2, 5)), vec![1.0, 1.0]).unwrap();
+    let err = clf.pool_scores(&narrow, &labels).unwrap_err().to_string();
+    assert!(err.contains("vectors of width 5, this bundle's are 32"), "{err}");
+    assert!(clf.label_sums(&narrow, &labels, &AdaptOptions::default()).is_err());
+}

@@ -206,11 +206,14 @@ def classify_adapted(ds: Any, model: str, labels: Sequence[Any], *, text_column:
     columns of ``ZeroShotMapper``; with ``return_report`` also the adaptation report (rounds,
     labels moved, texts per label). The kept vectors take ``n x (dim + 1) x 4`` bytes of object store.
     """
-    settings: Dict[str, Any] = {} if adapt is True else dict(adapt or {})
+    if adapt is None or adapt is False:
+        settings: Dict[str, Any] = {"rounds": 0}  # classified as given, in the same passes
+    else:
+        settings = {} if adapt is True else dict(adapt)
     if settings.get("balanced"):
         raise ValueError("balanced assignment needs the whole pool at once: use Classifier.classify(texts, labels, "
                          "adapt={'balanced': True}) in one process")
-    rounds = int(settings.get("rounds", _default_rounds()))
+    rounds = int(settings.get("rounds", _defaults()["rounds"]))
     driver = Classifier.from_pretrained(str(model), threads=threads, batch_size=batch_size, views=views)
     start = driver.encode_labels(list(labels) if not isinstance(labels, (str, dict)) else [labels])
     names, current = start.labels, driver.label_vectors(start)
@@ -218,6 +221,11 @@ def classify_adapted(ds: Any, model: str, labels: Sequence[Any], *, text_column:
     run = {"concurrency": concurrency, "num_cpus": num_cpus, "batch_size": rows_per_batch, "batch_format": "numpy"}
     kept = ds.map_batches(_Embed, fn_constructor_kwargs={**common, "text_column": text_column}, **run).materialize()
     report = {"rounds": 0, "pool": kept.count(), "moved": 0, "counts": [0] * len(names), "skipped": None}
+    need = float(settings.get("min_pool_per_label", _defaults()["min_pool_per_label"])) * len(names)
+    if rounds > 0 and report["pool"] < need:  # the pool guard, as Classifier.adapt_labels applies it
+        report["skipped"] = (f"the pool has {report['pool']} texts for {len(names)} labels, fewer than "
+                             f"{need / len(names):g} per label (min_pool_per_label): labels kept as given")
+        rounds = 0
     for _ in range(rounds):
         parts = kept.select_columns(["_zsc_units", "_zsc_norms"]).map_batches(
             _Sums, fn_constructor_kwargs={**common, "names": names, "vectors": current, "options": settings}, **run
@@ -232,11 +240,11 @@ def classify_adapted(ds: Any, model: str, labels: Sequence[Any], *, text_column:
     return (out, report) if return_report else out
 
 
-def _default_rounds() -> int:
-    """The library's default number of rounds (``zsc.AdaptOptions`` in Rust)."""
+def _defaults() -> Dict[str, Any]:
+    """The library's default settings (``zsc::AdaptOptions::default()`` in Rust)."""
     from ._zsc import adapt_defaults
 
-    return int(adapt_defaults()["rounds"])
+    return dict(adapt_defaults())
 
 
 def _columns(ranked: List[List[Dict[str, Any]]], top_k: Optional[int], multi_label: bool) -> Dict[str, Any]:

@@ -89,6 +89,18 @@ impl Classifier {
         }
     }
 
+    /// The pool's vectors must have this bundle's width.
+    fn check_pool(&self, pool: &PoolVectors) -> Result<()> {
+        let dim = self.manifest.output_dim;
+        if pool.units.ncols() != dim {
+            return Err(Error::InvalidOption {
+                option: "pool",
+                message: format!("vectors of width {}, this bundle's are {dim}", pool.units.ncols()),
+            });
+        }
+        Ok(())
+    }
+
     /// One vector per label (a label's views merged into their prototype), `[L, H]`.
     fn label_matrix(&self, labels: &LabelSet) -> Result<Array2<f32>> {
         if labels.owner != self.id {
@@ -129,6 +141,7 @@ impl Classifier {
     /// merged, equal the sums of the whole (what a distributed pass computes).
     pub fn label_sums(&self, pool: &PoolVectors, labels: &LabelSet, options: &AdaptOptions) -> Result<LabelSums> {
         let cosine = self.bi_head("pool adaptation")?;
+        self.check_pool(pool)?;
         let matrix = self.label_matrix(labels)?;
         let protos = l2_normalize_rows(matrix.clone());
         let assignment = if options.balanced {
@@ -203,19 +216,25 @@ impl Classifier {
     }
 
     /// Scores of the pool's texts against `labels` without running the encoder again; equal to
-    /// [`Classifier::scores`] of the same texts (within float rounding).
+    /// [`Classifier::scores`] of the same texts (within float rounding), views aggregated alike.
     pub fn pool_scores(&self, pool: &PoolVectors, labels: &LabelSet) -> Result<Vec<Vec<f32>>> {
         let cosine = self.bi_head("pool adaptation")?;
-        let matrix = self.label_matrix(labels)?;
+        self.check_pool(pool)?;
+        if labels.owner != self.id {
+            return Err(Error::ForeignLabelSet { label_set_source: labels.source.clone() });
+        }
+        let LabelRepr::Vectors(views) = &labels.repr else {
+            return Err(Error::NeedsBiEncoder { what: "pool adaptation", model_type: "colbert".into() });
+        };
         let scores = match cosine {
-            Some(c) => pool.units().dot(&l2_normalize_rows(matrix).t()) * c.score_scale,
+            Some(c) => pool.units().dot(&l2_normalize_rows(views.clone()).t()) * c.score_scale,
             None => {
-                let mut s = pool.units().dot(&matrix.t());
+                let mut s = pool.units().dot(&views.t());
                 s.outer_iter_mut().zip(pool.norms()).for_each(|(mut row, &n)| row.mapv_inplace(|x| x * n));
                 s
             }
         };
-        Ok(scores.outer_iter().map(|r| r.to_vec()).collect())
+        Ok(scores.outer_iter().map(|r| labels.aggregate(r.to_vec())).collect())
     }
 
     /// Classify a whole pool with its labels adapted to it: encode once, adapt, score, rank

@@ -247,11 +247,15 @@ fn progress_bar(job: &FileJob, total: Option<u64>) -> ProgressBar {
 }
 
 /// Where the output resumes: rows already written and their last id (none for a fresh run).
-fn prepare_output(job: &FileJob) -> Result<(u64, Option<String>, bool), CorpusError> {
+fn prepare_output(job: &FileJob, top_k: usize) -> Result<(u64, Option<String>, bool), CorpusError> {
     let Some(path) = job.output.as_deref().filter(|p| job.resume && p.exists()) else {
         return Ok((0, None, false));
     };
     let point = resume_point(path, job.output_format)?;
+    if let Some(columns) = point.label_columns.filter(|&c| c != top_k) {
+        let message = format!("it has {columns} label columns and this run writes {top_k}: resume with the same --top-k");
+        return Err(CorpusError::Resume { path: path.to_path_buf(), message });
+    }
     truncate_to(path, point.bytes)?;
     Ok((point.rows, point.last_id, point.bytes > 0))
 }
@@ -275,13 +279,13 @@ fn check_continues(job: &FileJob, written: u64, last_id: &Option<String>, id: Op
 pub fn classify_file(clf: &Classifier, labels: &LabelSet, job: &FileJob) -> Result<Summary, CorpusError> {
     job.check()?;
     let started = Instant::now();
-    let (resumed, last_id, append) = prepare_output(job)?;
+    let top_k = job.top_k.min(labels.len());
+    let (resumed, last_id, append) = prepare_output(job, top_k)?;
     let reader = CorpusReader::open(&job.input)?;
     let bar = progress_bar(job, job.input.size());
     let mut rows = Rows { reader, path: job.input.path.clone(), skip_bad: job.skip_bad_rows, bad: 0 };
     let multi_label = job.multi_label || job.threshold.is_some();
     let mode = if multi_label { ProbabilityMode::MultiLabel } else { ProbabilityMode::SingleLabel };
-    let top_k = job.top_k.min(labels.len());
     let ranker = Ranker { probability: clf.probability(mode), labels: labels.labels(), top_k, threshold: job.threshold };
     let mut writer = CorpusWriter::open(job.output.as_deref(), job.output_format, top_k, append)?;
     let (written, adapt) = match &job.adapt {

@@ -167,7 +167,9 @@ impl CorpusReader {
 
     fn delimited(spec: &InputSpec, input: Box<dyn Read>) -> Result<Rows, CorpusError> {
         let delimiter = if spec.format == InputFormat::Tsv { b'\t' } else { b',' };
-        let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(input);
+        // TSV has no quoting: a stray `"` in a text stays a character, never merges lines
+        let tsv = spec.format == InputFormat::Tsv;
+        let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).quoting(!tsv).has_headers(true).from_reader(input);
         let header_err = |message: String| CorpusError::Header { path: spec.path.clone(), message };
         let headers = reader.byte_headers().map_err(|e| header_err(e.to_string()))?.clone();
         let column = |name: &str| headers.iter().position(|h| h == name.as_bytes());
@@ -201,6 +203,7 @@ impl CorpusReader {
                     return Ok(Some(Err(bad("not valid UTF-8".into()))));
                 };
                 let text = text.trim_end_matches(['\n', '\r']);
+                let text = if *line == 1 { text.trim_start_matches('\u{feff}') } else { text }; // a UTF-8 BOM
                 if text.trim().is_empty() {
                     continue; // blank lines are not rows
                 }

@@ -67,6 +67,8 @@ pub struct ResumePoint {
     pub bytes: u64,
     /// The id of the last complete row, as written.
     pub last_id: Option<String>,
+    /// CSV: the header's label columns (each label, score, probability), which a resumed run must write too.
+    pub label_columns: Option<usize>,
 }
 
 /// An id as its row writes it (a string without quotes, a number as text).
@@ -97,7 +99,9 @@ impl CorpusWriter {
         };
         let mut w = CorpusWriter { out, path: shown, format, columns, buf: Vec::new() };
         if format == OutputFormat::Csv && !append {
+            // written at once, so that an input without a good row still gives a CSV with its header
             w.buf.extend_from_slice(csv_header(columns).as_bytes());
+            w.flush_chunk()?;
         }
         Ok(w)
     }
@@ -172,7 +176,7 @@ pub fn resume_point(path: &Path, format: OutputFormat) -> Result<ResumePoint, Co
                 }
                 _ => None,
             };
-            Ok(ResumePoint { rows, bytes: end as u64, last_id })
+            Ok(ResumePoint { rows, bytes: end as u64, last_id, label_columns: None })
         }
         OutputFormat::Csv => csv_resume_point(&data).map_err(bad),
     }
@@ -182,26 +186,26 @@ fn csv_resume_point(data: &[u8]) -> Result<ResumePoint, String> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
     let mut record = csv::ByteRecord::new();
     let (mut rows, mut bytes, mut last_id) = (0u64, 0u64, None);
-    let mut header = true;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let end = reader.position().byte();
-                if end == 0 || data.get(end as usize - 1) != Some(&b'\n') {
-                    break; // a torn last record
-                }
-                if !header {
-                    rows += 1;
-                    last_id = record.get(0).map(|b| String::from_utf8_lossy(b).into_owned());
-                }
-                header = false;
-                bytes = end;
-            }
-            Err(_) => break,
+    let mut width = None;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let end = reader.position().byte();
+        // complete: ends in a line break and has the header's width (a record torn inside a
+        // quoted field just after a line break in it has fewer fields)
+        let whole = end > 0 && data.get(end as usize - 1) == Some(&b'\n');
+        if !whole || width.is_some_and(|w| record.len() != w) {
+            break;
         }
+        match width {
+            None => width = Some(record.len()),
+            Some(_) => {
+                rows += 1;
+                last_id = record.get(0).map(|b| String::from_utf8_lossy(b).into_owned());
+            }
+        }
+        bytes = end;
     }
-    Ok(ResumePoint { rows, bytes, last_id })
+    let label_columns = width.map(|w| w.saturating_sub(1) / 3);
+    Ok(ResumePoint { rows, bytes, last_id, label_columns })
 }
 
 /// Cut `path` to its first `bytes` bytes (the torn row of an interrupted run).
@@ -235,7 +239,10 @@ mod tests {
         assert_eq!((r.rows, r.last_id.as_deref()), (2, Some("x\ny")));
         assert_eq!(r.bytes as usize, data.len() - "3,\"c\nd".len());
         let header_only = csv_resume_point(b"id,label,score,probability\n").unwrap();
-        assert_eq!((header_only.rows, header_only.bytes), (0, 27));
+        assert_eq!((header_only.rows, header_only.bytes, header_only.label_columns), (0, 27, Some(1)));
+        // torn just after a line break inside a quoted id: fewer fields than the header
+        let torn = csv_resume_point(b"id,label,score,probability\n1,a,1,0.5\n\"x\n").unwrap();
+        assert_eq!((torn.rows, torn.last_id.as_deref()), (1, Some("1")));
     }
 
     #[test]
