@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Build data/ from ../shared/datasets, WordNet and Debian's fortune files. Stdlib only,
+"""Build data/ from data/sources (CLINC150, NLU++, TREC), WordNet and Debian's fortune files. Stdlib only,
 deterministic (no random module: every subsample is an order by SHA-256 of the text), re-runnable.
 The generated files are committed; CI never runs this.
 
-Needs, besides ../shared/datasets (CLINC150, NLU++, TREC):
+Needs, besides data/sources (CLINC150, NLU++, TREC, as published, with their licences):
     apt-get install wordnet-base fortunes fortunes-min
 which install /usr/share/wordnet/ (Princeton WordNet 3.0) and /usr/share/games/fortunes/.
 
@@ -538,7 +538,7 @@ def drop_texts(samples, texts, what):
 def main():
     root = pathlib.Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", default=str(root.parent / "shared" / "datasets"))
+    ap.add_argument("--datasets", default=str(root / "data" / "sources"))
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
     ap.add_argument("--fortunes", default="/usr/share/games/fortunes")
     ap.add_argument("--out", default=str(root / "data"))

@@ -14,7 +14,7 @@ const TOL: f64 = 1e-4;
 
 #[test]
 fn minilm_matches_hugging_face() {
-    let reference = workspace_root().join("../shared/reference/minilm_hf_reference.safetensors");
+    let reference = workspace_root().join("testkit/fixtures/minilm_reference/minilm_hf_reference.safetensors");
     assert!(reference.is_file(), "reference {} missing", reference.display());
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("minilm");

@@ -1,6 +1,6 @@
 //! Parity on the real all-MiniLM-L6-v2, exported as a bi-encoder: the runtime's mean-pooled
 //! embeddings of the six reference sentences against Hugging Face transformers
-//! (`../shared/reference/minilm_hf_reference.safetensors`, fp32 CPU), and a zero-shot sanity check.
+//! (`testkit/fixtures/minilm_reference/minilm_hf_reference.safetensors`, fp32 CPU), and a zero-shot sanity check.
 
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ fn minilm_bundle() -> PathBuf {
 
 #[test]
 fn minilm_matches_huggingface_and_ranks_sensibly() {
-    let reference_dir = workspace_root().join("../shared/reference");
+    let reference_dir = workspace_root().join("testkit/fixtures/minilm_reference");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reference_dir.join("minilm_hf_reference.json")).unwrap()).unwrap();
     let sentences: Vec<String> = meta["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();

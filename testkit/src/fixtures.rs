@@ -41,7 +41,7 @@ pub fn base_model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("models").join("all-MiniLM-L6-v2")
 }
 
-/// The workspace root (for tests that need `data/` or `../shared`).
+/// The workspace root (for tests that need `data/` or `testkit/fixtures/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

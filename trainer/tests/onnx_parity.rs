@@ -18,7 +18,7 @@ use zsc_trainer::{Checkpoint, ZscModel};
 const TOL: f32 = 1e-4;
 
 fn reference_sentences() -> Vec<String> {
-    let path = workspace_root().join("../shared/reference/minilm_hf_reference.json");
+    let path = workspace_root().join("testkit/fixtures/minilm_reference/minilm_hf_reference.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }

@@ -1,5 +1,5 @@
 //! Parity of the tch BERT with Hugging Face transformers on the real MiniLM (golden file
-//! `../shared/reference/minilm_hf_reference.{json,safetensors}`, produced by transformers 4.57.1,
+//! `testkit/fixtures/minilm_reference/minilm_hf_reference.{json,safetensors}`, produced by transformers 4.57.1,
 //! fp32 CPU). Tolerances: last_hidden_state max abs diff <= 1e-4, masked mean <= 1e-5.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use zsc_trainer::models::{mean_pool, BatchTensors};
 use zsc_trainer::{EncoderConfig, ZscModel};
 
 fn reference() -> (Vec<String>, BTreeMap<String, Tensor>) {
-    let dir = workspace_root().join("../shared/reference");
+    let dir = workspace_root().join("testkit/fixtures/minilm_reference");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("minilm_hf_reference.json")).unwrap()).unwrap();
     let sentences = json["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
