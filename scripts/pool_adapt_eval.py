@@ -43,8 +43,8 @@ SEEDS = [0, 1, 2]
 GRID = {
     "rounds": [1, 3, 5],
     "label_weight": [0.1, 0.3, 0.5, 0.7],
-    "min_texts": [1, 3, 5, 10],
-    "min_pool_per_label": [0.0, 3.0, 5.0, 10.0],
+    "min_texts": [1, 3, 5, 10, 20],
+    "min_pool_per_label": [0.0, 3.0, 5.0, 10.0, 20.0],
 }
 
 

@@ -280,14 +280,19 @@ impl PyClassifier {
     }
 }
 
-fn check_ranking(top_k: Option<usize>, threshold: Option<f32>) -> PyResult<()> {
-    if top_k == Some(0) {
-        return Err(PyValueError::new_err("invalid option `top_k`: must be at least 1 (None gives every label)"));
-    }
+/// `top_k` as given from Python (a negative one is a `ValueError`, not an `OverflowError`), checked
+/// with `threshold`.
+fn check_ranking(top_k: Option<i64>, threshold: Option<f32>) -> PyResult<Option<usize>> {
     if let Some(p) = threshold.filter(|p| !(0.0..=1.0).contains(p)) {
         return Err(PyValueError::new_err(format!("threshold must be a probability between 0 and 1, got {p}")));
     }
-    Ok(())
+    match top_k {
+        None => Ok(None),
+        Some(k) if k >= 1 => Ok(Some(k as usize)),
+        Some(k) => {
+            Err(PyValueError::new_err(format!("invalid option `top_k`: must be at least 1 (None gives every label), got {k}")))
+        }
+    }
 }
 
 /// A matrix and a vector returned together (`pool_vectors`, `label_sums`).
@@ -366,12 +371,12 @@ impl PyClassifier {
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         labels: &Bound<'py, PyAny>,
-        top_k: Option<usize>,
+        top_k: Option<i64>,
         multi_label: bool,
         threshold: Option<f32>,
         adapt: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
-        check_ranking(top_k, threshold)?;
+        let top_k = check_ranking(top_k, threshold)?;
         let adapt = corpus::adapt_arg(adapt)?;
         let texts = texts_arg(texts)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
@@ -397,7 +402,7 @@ impl PyClassifier {
         input: PathBuf,
         output: PathBuf,
         labels: &Bound<'py, PyAny>,
-        top_k: usize,
+        top_k: i64,
         multi_label: bool,
         threshold: Option<f32>,
         input_format: Option<String>,
@@ -410,6 +415,7 @@ impl PyClassifier {
         adapt: Option<&Bound<'py, PyAny>>,
         adapt_max_memory_mib: u64,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let top_k = check_ranking(Some(top_k), threshold)?.unwrap_or(1);
         let adapt = corpus::adapt_arg(adapt)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
         let args = corpus::FileArgs {
@@ -513,11 +519,11 @@ impl PyClassifier {
         units: PyReadonlyArray2<'py, f32>,
         norms: PyReadonlyArray1<'py, f32>,
         labels: &Bound<'py, PyAny>,
-        top_k: Option<usize>,
+        top_k: Option<i64>,
         multi_label: bool,
         threshold: Option<f32>,
     ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
-        check_ranking(top_k, threshold)?;
+        let top_k = check_ranking(top_k, threshold)?;
         let pool = pool_arg(units, norms)?;
         let labels = self.label_set(py, labels_arg(labels)?)?;
         let clf = &self.inner;

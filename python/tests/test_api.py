@@ -59,6 +59,7 @@ def test_calibration_less_probabilities_are_sigmoids(classifiers):
         (lambda c: c.classify(["x"], []), ValueError, "no candidate labels"),
         (lambda c: c.classify(["x"], ["alarm", ""]), ValueError, "label 1 is empty"),
         (lambda c: c.classify(["x"], LABELS, top_k=0), ValueError, "top_k"),
+        (lambda c: c.classify(["x"], LABELS, top_k=-1), ValueError, "must be at least 1 .* got -1"),
         (lambda c: c.classify(["x"], LABELS, threshold=1.5), ValueError, "threshold"),
         (lambda c: c.scores([3], LABELS), ValueError, "text 0 is not a string"),
         (lambda c: c.scores(["x"], [{"nam": "alarm"}]), ValueError, "unknown key `nam`"),

@@ -62,7 +62,7 @@ impl FileJob {
             progress: false,
             adapt: None,
             adapt_max_memory_mib: 4096,
-            chunk_rows: 4096,
+            chunk_rows: 1024,
         }
     }
 
@@ -243,6 +243,7 @@ fn progress_bar(job: &FileJob, total: Option<u64>) -> ProgressBar {
         "{spinner} {elapsed_precise} {msg}"
     };
     bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
     bar
 }
 

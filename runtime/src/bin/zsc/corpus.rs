@@ -131,7 +131,11 @@ pub fn classify_input(clf: &Classifier, labels: &LabelSet, args: &CorpusArgs, ra
         if let Some(a) = &summary.adapt {
             line += &match &a.skipped {
                 Some(why) => format!("; not adapted: {why}"),
-                None => format!("; adapted: {} of {} labels moved over {} rounds", a.moved, a.counts.len(), a.rounds),
+                None => {
+                    let mib = zsc::PoolVectors::memory_bytes(a.pool, clf.manifest().output_dim) as f64 / (1 << 20) as f64;
+                    let (moved, labels, rounds) = (a.moved, a.counts.len(), a.rounds);
+                    format!("; adapted: {moved} of {labels} labels moved over {rounds} rounds ({mib:.1} MiB of kept vectors)")
+                }
             };
         }
         if !summary.calibrated {
