@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Corpus classification speed and memory (docs/corpus.md), on one bundle, in one run:
-#  1. in-process throughput of the library on the same texts (runtime/examples/throughput.rs),
-#  2. `zsc classify --input` over a ROWS-row JSONL file (CLINC150 test texts cycled, ids carried,
-#     150 labels), resident memory sampled every 2 s,
-#  3. the first ADAPT_ROWS rows plain and with --adapt (adaptation's wall time against a plain run
-#     of the same file; it keeps N x (dim + 1) x 4 bytes of vectors).
-# Prints one JSON line per step and the RSS curves to OUT_DIR.
+# Corpus classification speed and memory (docs/corpus.md), on one bundle, in one run. The speed of
+# these 2-core boxes drifts by up to 2x within minutes, so every ratio comes from runs interleaved
+# PAIRS times on the same texts (the first PAIR_ROWS rows):
+#  1. in-process throughput of the library (runtime/examples/throughput.rs, one timed run after a
+#     warm-up) against `zsc classify --input` on the same texts (CLINC150 test texts cycled, ids
+#     carried, 150 labels, JSONL out);
+#  2. `zsc classify --input` plain against `--adapt` (which keeps N x (dim + 1) x 4 bytes of vectors);
+#  3. one plain run over the whole ROWS-row file, resident memory sampled every 2 s (ROWS=0 skips it).
+# Prints one JSON line per run and the RSS curves to OUT_DIR.
 #
-#   scripts/bench_corpus.sh BUNDLE [ROWS] [OUT_DIR]      # ROWS default 1000000; ADAPT_ROWS=100000
+#   scripts/bench_corpus.sh BUNDLE [ROWS] [OUT_DIR]      # ROWS default 1000000; PAIR_ROWS=50000 PAIRS=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${1:?usage: $0 BUNDLE [ROWS] [OUT_DIR]}
 ROWS=${2:-1000000}
 OUT=${3:-$(mktemp -d)}
 THREADS=${THREADS:-2}
-ADAPT_ROWS=${ADAPT_ROWS:-100000}
+PAIR_ROWS=${PAIR_ROWS:-50000}
+PAIRS=${PAIRS:-2}
 mkdir -p "$OUT"
 cargo build --quiet --release -p zsc --bin zsc --example throughput
 ZSC=target/release/zsc
 grep -m1 'model name' /proc/cpuinfo; grep -o -w -E 'avx2|avx512f|avx512_vnni' /proc/cpuinfo | sort -u | tr '\n' ' '; echo; date -u
 
-python3 - "$ROWS" "$OUT" <<'PY'
+python3 - "$ROWS" "$OUT" "$PAIR_ROWS" <<'PY'
 import json, sys
-rows, out = int(sys.argv[1]), sys.argv[2]
+rows, out = max(int(sys.argv[1]), int(sys.argv[3])), sys.argv[2]
 data = json.load(open("data/clinc150_test.json"))
 texts = [s["text"] for s in data]
 labels = sorted({l for s in data for l in s["labels"]})
@@ -31,11 +34,12 @@ with open(f"{out}/corpus.jsonl", "w") as f:
         f.write(json.dumps({"id": i, "text": texts[i % len(texts)]}) + "\n")
 open(f"{out}/labels.txt", "w").write("\n".join(labels) + "\n")
 PY
-head -n "$ADAPT_ROWS" "$OUT/corpus.jsonl" >"$OUT/small.jsonl"
+head -n "$PAIR_ROWS" "$OUT/corpus.jsonl" >"$OUT/small.jsonl"
 
-# 1. in-process: the library on the first 20000 of the same texts, one timed run after a warm-up
-target/release/examples/throughput --bundle "$BUNDLE" --n 20000 --repeats 1 --threads "$THREADS" | tail -n 1 \
-  | python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"step": "in_process", "texts_per_s": r["texts_per_s"]}))'
+in_process() {  # the library on the first PAIR_ROWS of the same texts
+  target/release/examples/throughput --bundle "$BUNDLE" --n "$PAIR_ROWS" --repeats 1 --threads "$THREADS" | tail -n 1 \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"step": "in_process", "rows": r["n_texts"], "rows_per_s": round(r["texts_per_s"], 1)}))'
+}
 
 run_file() {  # NAME INPUT ROWS EXTRA_ARGS...: one file run with its RSS sampled every 2 s
   local name=$1 input=$2 rows=$3; shift 3
@@ -62,9 +66,16 @@ print(json.dumps({"step": name, "rows": rows, "seconds": round(t1 - t0, 1), "row
                   "rss_mib_after_warmup_min_max": [round(min(warm) / 1024, 1), round(max(warm) / 1024, 1)] if warm else None}))
 PY
 }
-run_file plain "$OUT/corpus.jsonl" "$ROWS"
-run_file small_plain "$OUT/small.jsonl" "$ADAPT_ROWS"
-run_file small_adapt "$OUT/small.jsonl" "$ADAPT_ROWS" --adapt
-cmp <(python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in open(sys.argv[1])]' "$OUT/plain.out.jsonl" | tail -n 1) \
-    <(echo $((ROWS - 1))) >/dev/null && echo '{"check": "every row written, in order"}'
-echo "RSS curves: $OUT/plain.rss.tsv $OUT/small_adapt.rss.tsv"
+for pair in $(seq "$PAIRS"); do
+  in_process
+  run_file file "$OUT/small.jsonl" "$PAIR_ROWS"
+  run_file file_adapt "$OUT/small.jsonl" "$PAIR_ROWS" --adapt
+done
+if [[ $ROWS -gt 0 ]]; then
+  run_file whole "$OUT/corpus.jsonl" "$ROWS"
+  in_process  # again after the long run, to bracket it
+  python3 -c 'import json,sys; n=0
+for l in open(sys.argv[1]): assert json.loads(l)["id"] == n; n += 1
+assert n == int(sys.argv[2]); print(json.dumps({"check": f"all {n} rows written once, in order"}))' "$OUT/whole.out.jsonl" "$ROWS"
+fi
+echo "RSS curves: $OUT/*.rss.tsv"

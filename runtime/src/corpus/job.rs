@@ -62,7 +62,7 @@ impl FileJob {
             progress: false,
             adapt: None,
             adapt_max_memory_mib: 4096,
-            chunk_rows: 1024,
+            chunk_rows: 4096,
         }
     }
 
@@ -389,7 +389,13 @@ fn adapted(
         ids.extend(chunk.into_iter().map(|r| r.id));
         show(bar, rows, ids.len() as u64, started, "encoded");
     }
+    let encoded = started.elapsed();
     let adaptation = clf.adapt_labels_parts(&parts, labels, options)?;
+    tracing::debug!(
+        "pool of {} texts encoded in {encoded:.2?}, labels adapted in {:.2?}",
+        ids.len(),
+        started.elapsed() - encoded
+    );
     if let Some(why) = &adaptation.report.skipped {
         tracing::warn!("{why}");
     }
@@ -413,5 +419,6 @@ fn adapted(
         }
         from = to;
     }
+    tracing::debug!("scored and written after {:.2?}", started.elapsed());
     Ok((written, adaptation.report))
 }
