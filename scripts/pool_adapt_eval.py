@@ -19,8 +19,6 @@ on dev pools the drawn texts are left out of the pool).
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import sys
 from collections import defaultdict
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import zsc
+from kshot_eval import cpu_line  # the same CPU line as the k-shot rows
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = [
@@ -46,17 +45,6 @@ GRID = {
     "min_texts": [1, 3, 5, 10, 20],
     "min_pool_per_label": [0.0, 3.0, 5.0, 10.0, 20.0],
 }
-
-
-def cpu_line():
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        model = next(l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name"))
-        flags = next(l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags"))
-        simd = [f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")]
-        return f"{model} ({os.cpu_count()} cores; {', '.join(simd)})"
-    except Exception:
-        return platform.processor()
 
 
 def load(path):
