@@ -15,6 +15,8 @@ test: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc -p zsc --no-deps
 	cargo test --workspace --no-fail-fast
+	@# docs that stay true: relative links resolve, every --flag shown exists in the command's --help
+	python3 scripts/check_docs.py
 	@# the Python package (installed by setup): parity with the CLI just built, errors, threads, Ray
 	.venv/bin/python -m pytest -q python/tests
 	@# the four publishable crates build from what `cargo publish` would upload
