@@ -10,7 +10,7 @@ The work runs in Rust (ONNX Runtime, tokenizers) with the GIL released::
 
 Labels are names, ``zsc.Label`` objects (a description and example texts) or dicts with the same
 keys; ``clf.encode_labels(labels)`` encodes them once for many calls. ``zsc.ray.ZeroShotMapper``
-runs a classifier in Ray Data (``pip install zsc-rs[ray]``).
+runs a classifier in Ray Data (with ``ray[data]`` installed).
 """
 
 from ._zsc import Classifier, Label, LabelSet, ZscError, __version__, read_labels_file

@@ -1,4 +1,4 @@
-"""Zero-shot classification in Ray Data (``pip install zsc-rs[ray]``).
+"""Zero-shot classification in Ray Data (with ``ray[data]`` installed; the wheel is not on PyPI yet).
 
 ``ZeroShotMapper`` is a callable class for ``Dataset.map_batches``: each Ray actor loads the
 model and encodes the labels once, then classifies batch after batch in Rust::
