@@ -23,20 +23,14 @@ import random
 import sys
 from collections import defaultdict
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
 import zsc
-from kshot_eval import cpu_line  # the same CPU line as the k-shot rows
+# the held-out tasks, their files, the seeded draw of k dev examples per label and the CPU line,
+# as the k-shot rows have them
+from kshot_eval import TASKS, cpu_line, draw, load
 
-ROOT = Path(__file__).resolve().parent.parent
-TASKS = [
-    ("clinc150_unseen", "data/clinc150_unseen_dev.json", "data/clinc150_unseen.json"),
-    ("trec", "data/heldout/trec_dev.json", "data/heldout/trec_test.json"),
-    ("wordnet_domains", "data/heldout/wordnet_domains_dev.json", "data/heldout/wordnet_domains_test.json"),
-    ("fortunes", "data/heldout/fortunes_dev.json", "data/heldout/fortunes_test.json"),
-]
 POOLS = ["whole", "10pct", "300", "imbalanced"]
 SEEDS = [0, 1, 2]
 GRID = {
@@ -45,19 +39,6 @@ GRID = {
     "min_texts": [1, 3, 5, 10, 20],
     "min_pool_per_label": [0.0, 3.0, 5.0, 10.0, 20.0],
 }
-
-
-def load(path):
-    return json.loads((ROOT / path).read_text())
-
-
-def draw_examples(dev, k, task):
-    """k dev texts per label, seeded per task and label: {label: [texts]}."""
-    by_label = defaultdict(list)
-    for s in dev:
-        for label in s["labels"]:
-            by_label[label].append(s["text"])
-    return {l: random.Random(f"0/{task}/{l}").sample(sorted(set(t)), min(k, len(set(t)))) for l, t in sorted(by_label.items())}
 
 
 def pool_indices(samples, pool, seed, exclude=frozenset()):
@@ -216,7 +197,7 @@ def main():
         dev_tasks, test_tasks = [], []
         for task, dev_path, test_path in TASKS:
             dev = load(dev_path)
-            examples = draw_examples(dev, 5, task)
+            examples = draw(dev, 5, 0, task)
             t = Task(clf, task, dev, examples)
             t.exclude = frozenset(x for ex in examples.values() for x in ex)
             dev_tasks.append(t)
