@@ -331,10 +331,13 @@ impl PyClassifier {
     ///
     /// threads: ONNX Runtime threads per session (default: one per physical core); sessions: how
     /// many calls run in parallel; batch_size: texts per encoder call; views: how a label's name,
-    /// description and examples combine (`prototype`, `mean`, `max`); ort_library: the ONNX Runtime
-    /// shared library (default: `ORT_DYLIB_PATH`, else the `onnxruntime` package's).
+    /// description and examples combine (`prototype`, `mean`, `max`); template: the label
+    /// template, `{}` where the label goes (the HF pipeline's `hypothesis_template`, e.g.
+    /// `"This text is about {}."`; `"{}"` for bare labels; default the bundle's); ort_library: the
+    /// ONNX Runtime shared library (default: `ORT_DYLIB_PATH`, else the `onnxruntime` package's).
     #[staticmethod]
-    #[pyo3(signature = (model, *, threads=None, sessions=1, batch_size=32, views="prototype", ort_library=None))]
+    #[pyo3(signature = (model, *, threads=None, sessions=1, batch_size=32, views="prototype", template=None, ort_library=None))]
+    #[allow(clippy::too_many_arguments)]
     fn from_pretrained(
         py: Python<'_>,
         model: PathBuf,
@@ -342,12 +345,16 @@ impl PyClassifier {
         sessions: usize,
         batch_size: usize,
         views: &str,
+        template: Option<String>,
         ort_library: Option<PathBuf>,
     ) -> PyResult<Self> {
         let mut options = ClassifierOptions::default()
             .with_sessions(sessions)
             .with_batch_size(batch_size)
             .with_view_aggregation(parse_views(views)?);
+        if let Some(t) = template {
+            options = options.with_label_template(zsc::LabelTemplate::Custom(t));
+        }
         if let Some(t) = threads {
             options = options.with_intra_threads(t);
         }
@@ -581,6 +588,12 @@ impl PyClassifier {
     #[getter]
     fn dim(&self) -> usize {
         self.inner.manifest().output_dim
+    }
+
+    /// The label template in effect (`{}` where the label goes), if any.
+    #[getter]
+    fn template(&self) -> Option<String> {
+        self.inner.label_template().map(str::to_string)
     }
 
     /// Whether the bundle carries calibrated probabilities.

@@ -135,3 +135,15 @@ def test_inference_releases_the_gil(bundles):
     took = last - start
     assert took > 0.5, f"the call took {took:.2f} s: too short to tell"
     assert longest < took / 3, f"the main thread stalled {longest:.2f} s of a {took:.2f} s call"
+
+
+def test_a_template_wraps_every_label_like_the_hf_pipeline(bundles):
+    wrapped = zsc.Classifier.from_pretrained(bundles["bi_encoder"], template="This text is about {}.")
+    bare = zsc.Classifier.from_pretrained(bundles["bi_encoder"], template="{}")
+    assert wrapped.template == "This text is about {}."
+    a = wrapped.scores(["wake me up at 7"], ["alarm", "weather"])
+    b = bare.scores(["wake me up at 7"], ["This text is about alarm.", "This text is about weather."])
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert abs(float(a[0, 0]) - float(bare.scores(["wake me up at 7"], ["alarm"])[0, 0])) > 1e-4
+    with pytest.raises(ValueError, match="must contain"):
+        zsc.Classifier.from_pretrained(bundles["bi_encoder"], template="no slot")

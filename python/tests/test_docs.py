@@ -33,6 +33,7 @@ def test_a_broken_link_anchor_and_flag_are_each_reported(tmp_path):
 
 
 def test_the_repository_pages_pass():
+    binary("zsc"), binary("zsc-export"), binary("trainer")
     done = subprocess.run([sys.executable, CHECK, "--bin", BIN_DIR, ROOT / "README.md", ROOT / "docs" / "corpus.md",
                            ROOT / "docs" / "usage.md"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout

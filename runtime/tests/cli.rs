@@ -323,3 +323,22 @@ fn labels_files_with_descriptions_and_examples() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("astrology") && stderr(&o).contains("not a candidate label"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_label_template_from_the_command_line_wraps_every_label() {
+    let b = fixture().bundle.to_str().unwrap().to_string();
+    let score = |args: &[&str]| -> f64 {
+        let o = zsc(&[&["classify", "--model", &b, "--json"], args, &["wake me at 7"]].concat(), None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        v["labels"][0]["score"].as_f64().unwrap()
+    };
+    let templated = score(&["--template", "This text is about {}.", "--label", "alarm"]);
+    let by_hand = score(&["--template", "{}", "--label", "This text is about alarm."]);
+    let bare = score(&["--label", "alarm"]);
+    assert!((templated - by_hand).abs() < 1e-5, "{templated} vs {by_hand}");
+    assert!((templated - bare).abs() > 1e-4, "the template changed nothing: {templated} vs {bare}");
+    let o = zsc(&["classify", "--model", &b, "--template", "About it.", "--label", "alarm", "x"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("must contain `{}`"), "{}", stderr(&o));
+}

@@ -63,6 +63,7 @@ class Classifier:
         sessions: int = 1,
         batch_size: int = 32,
         views: str = "prototype",
+        template: Optional[str] = None,
         ort_library: Optional[Union[str, "PathLike[str]"]] = None,
     ) -> "Classifier": ...
     def classify(
@@ -121,6 +122,8 @@ class Classifier:
     def model_type(self) -> str: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def template(self) -> Optional[str]: ...
     @property
     def calibrated(self) -> bool: ...
     @property

@@ -59,6 +59,10 @@ struct Common {
     /// score: prototype, mean or max (docs/labels.md).
     #[arg(long, global = true, value_name = "HOW", default_value = "prototype")]
     views: ViewAggregation,
+    /// Label template, `{}` where the label goes (the HF pipeline's hypothesis_template), e.g.
+    /// "This text is about {}."; "{}" uses the bare labels [default: the bundle's, if it has one].
+    #[arg(long, global = true, value_name = "T")]
+    template: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -270,6 +274,9 @@ fn options(common: &Common) -> Result<ClassifierOptions> {
     }
     if let Some(spinning) = common.spinning {
         o = o.with_intra_op_spinning(spinning);
+    }
+    if let Some(t) = &common.template {
+        o = o.with_label_template(zsc::LabelTemplate::Custom(t.clone()));
     }
     Ok(o.with_view_aggregation(common.views))
 }
