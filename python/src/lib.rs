@@ -187,6 +187,20 @@ fn labels_arg(labels: &Bound<'_, PyAny>) -> PyResult<LabelsArg> {
     Ok(LabelsArg::Raw(out))
 }
 
+/// Per-text candidate labels: a list with one list of labels (or one `LabelSet`) per text, as
+/// `labels=[["a", "b"], ["c", "d", "e"]]`. `None` when `labels` is one candidate set for all texts.
+fn per_text_labels(labels: &Bound<'_, PyAny>) -> PyResult<Option<Vec<LabelsArg>>> {
+    let Ok(list) = labels.cast::<pyo3::types::PyList>() else { return Ok(None) };
+    let nested = |item: &Bound<'_, PyAny>| {
+        item.cast::<PyLabelSet>().is_ok()
+            || (item.try_iter().is_ok() && item.cast::<PyString>().is_err() && item.cast::<PyDict>().is_err())
+    };
+    if list.is_empty() || !list.iter().all(|item| nested(&item)) {
+        return Ok(None);
+    }
+    list.iter().map(|item| labels_arg(&item)).collect::<PyResult<Vec<_>>>().map(Some)
+}
+
 /// Candidate labels encoded once (`Classifier.encode_labels`), reusable in every call.
 #[pyclass(module = "zsc", name = "LabelSet", frozen)]
 struct PyLabelSet {
@@ -275,6 +289,58 @@ impl PyClassifier {
                 ranked.retain(|l| l.probability >= p);
             }
             out.push(ranked.iter().map(|p| prediction_dict(py, p)).collect::<PyResult<Vec<_>>>()?);
+        }
+        Ok(out)
+    }
+}
+
+impl PyClassifier {
+    /// `classify` with its own candidate labels per text: texts that share a label list are
+    /// encoded against it once and scored together.
+    fn classify_per_text<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &[String],
+        per_text: Vec<LabelsArg>,
+        top_k: Option<usize>,
+        multi_label: bool,
+        threshold: Option<f32>,
+    ) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+        if per_text.len() != texts.len() {
+            return Err(PyValueError::new_err(format!(
+                "labels per text: {} label lists for {} texts (give one list per text, or one list for all)",
+                per_text.len(),
+                texts.len()
+            )));
+        }
+        #[derive(PartialEq, Eq, Hash)]
+        enum GroupKey {
+            Set(*const LabelSet),
+            Labels(Vec<Label>),
+        }
+        let mut groups: Vec<(LabelsArg, Vec<usize>)> = Vec::new();
+        let mut by_key: std::collections::HashMap<GroupKey, usize> = std::collections::HashMap::new();
+        for (i, labels) in per_text.into_iter().enumerate() {
+            let key = match &labels {
+                LabelsArg::Encoded(set) => GroupKey::Set(Arc::as_ptr(set)),
+                LabelsArg::Raw(list) => GroupKey::Labels(list.clone()),
+            };
+            match by_key.get(&key) {
+                Some(&g) => groups[g].1.push(i),
+                None => {
+                    by_key.insert(key, groups.len());
+                    groups.push((labels, vec![i]));
+                }
+            }
+        }
+        let mut out: Vec<Vec<Bound<'py, PyDict>>> = (0..texts.len()).map(|_| Vec::new()).collect();
+        for (labels, rows) in groups {
+            let set = self.label_set(py, labels)?;
+            let group_texts: Vec<String> = rows.iter().map(|&i| texts[i].clone()).collect();
+            let scores = self.scores_matrix(py, &group_texts, &set)?;
+            for (i, ranked) in rows.into_iter().zip(self.ranked(py, &scores, &set, top_k, multi_label, threshold)?) {
+                out[i] = ranked;
+            }
         }
         Ok(out)
     }
@@ -370,7 +436,8 @@ impl PyClassifier {
     /// `{"label", "score", "probability"}`. top_k: how many (None: all); multi_label: independent
     /// per-label probabilities instead of a distribution over the labels; threshold: keep labels
     /// whose probability reaches it; adapt: refine the labels from these texts as a pool (True for
-    /// the measured defaults, or a dict of settings; BiEncoder bundles). A single string is one text.
+    /// the measured defaults, or a dict of settings; BiEncoder bundles). A single string is one text;
+    /// `labels` may also be one list of labels per text (`[["a", "b"], ["c", "d", "e"]]`).
     #[pyo3(signature = (texts, labels, top_k=None, multi_label=false, threshold=None, adapt=None))]
     #[allow(clippy::too_many_arguments)]
     fn classify<'py>(
@@ -386,6 +453,12 @@ impl PyClassifier {
         let top_k = check_ranking(top_k, threshold)?;
         let adapt = corpus::adapt_arg(adapt)?;
         let texts = texts_arg(texts)?;
+        if let Some(per_text) = per_text_labels(labels)? {
+            if adapt.is_some() {
+                return Err(PyValueError::new_err("adapt needs one label set for the whole pool, not labels per text"));
+            }
+            return self.classify_per_text(py, &texts, per_text, top_k, multi_label, threshold);
+        }
         let labels = self.label_set(py, labels_arg(labels)?)?;
         let (labels, scores) = match &adapt {
             None => {

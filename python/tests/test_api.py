@@ -147,3 +147,19 @@ def test_a_template_wraps_every_label_like_the_hf_pipeline(bundles):
     assert abs(float(a[0, 0]) - float(bare.scores(["wake me up at 7"], ["alarm"])[0, 0])) > 1e-4
     with pytest.raises(ValueError, match="must contain"):
         zsc.Classifier.from_pretrained(bundles["bi_encoder"], template="no slot")
+
+
+def test_labels_per_text_in_one_call(classifiers):
+    clf = classifiers["bi_encoder"]
+    texts = ["wake me up at 7", "will it rain tomorrow", "set an alarm for noon"]
+    per_text = [["alarm", "music"], ["weather", "alarm", "traffic"], ["alarm", "music"]]
+    got = clf.classify(texts, per_text, top_k=None)
+    for text, labels, ranked in zip(texts, per_text, got):
+        want = clf.classify([text], labels, top_k=None)[0]
+        assert [p["label"] for p in ranked] == [p["label"] for p in want]
+        np.testing.assert_allclose([p["score"] for p in ranked], [p["score"] for p in want], atol=1e-5)
+    assert [len(r) for r in got] == [2, 3, 2]
+    with pytest.raises(ValueError, match="2 label lists for 3 texts"):
+        clf.classify(texts, per_text[:2])
+    with pytest.raises(ValueError, match="adapt needs one label set"):
+        clf.classify(texts, per_text, adapt=True)
