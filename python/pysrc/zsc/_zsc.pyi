@@ -69,7 +69,7 @@ class Classifier:
     def classify(
         self,
         texts: Texts,
-        labels: Labels,
+        labels: Union[Labels, Sequence[Union[LabelSet, Sequence[LabelLike]]]],  # or one list per text
         top_k: Optional[int] = None,
         multi_label: bool = False,
         threshold: Optional[float] = None,
