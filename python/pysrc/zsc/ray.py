@@ -74,10 +74,7 @@ class ZeroShotMapper:
 
     def _load(self) -> Classifier:
         if self._classifier is None:
-            options = dict(self.options)
-            if options["threads"] is None:
-                options["threads"] = _assigned_cpus()
-            self._classifier = Classifier.from_pretrained(self.model, **options)
+            self._classifier = _load_in_worker(self.model, self.options)
             self._label_set = self._classifier.encode_labels(self.labels)
         return self._classifier
 
@@ -98,10 +95,7 @@ class ZeroShotMapper:
         if hasattr(batch, "columns") and hasattr(batch, "assign"):  # a pandas DataFrame
             return batch.assign(**{k: list(v) for k, v in self.predict(self._texts(batch)).items()})
         if isinstance(batch, dict):
-            out = dict(batch)
-            for name, column in self.predict(self._texts(batch)).items():
-                out[name] = column if isinstance(column, np.ndarray) else _object_array(column)
-            return out
+            return _with_columns(dict(batch), self.predict(self._texts(batch)))
         raise TypeError(f"ZeroShotMapper takes dict (numpy) or pandas batches, not {type(batch).__name__}")
 
     def _texts(self, batch: Any) -> List[str]:
@@ -125,6 +119,21 @@ def _assigned_cpus() -> Optional[int]:
     return max(1, int(cpus)) if cpus else None
 
 
+def _load_in_worker(model: str, options: Dict[str, Any]) -> Classifier:
+    """The classifier of one Ray actor: its ONNX Runtime threads default to the actor's CPUs."""
+    options = dict(options)
+    if options["threads"] is None:
+        options["threads"] = _assigned_cpus()
+    return Classifier.from_pretrained(model, **options)
+
+
+def _with_columns(batch: Dict[str, Any], columns: Dict[str, Any]) -> Dict[str, Any]:
+    """``batch`` with the prediction columns added (lists of lists as object arrays)."""
+    for name, column in columns.items():
+        batch[name] = column if isinstance(column, np.ndarray) else _object_array(column)
+    return batch
+
+
 def _object_array(rows: List[list]) -> np.ndarray:
     out = np.empty(len(rows), dtype=object)
     out[:] = [np.asarray(r) for r in rows]
@@ -146,10 +155,7 @@ class _PoolPass:
 
     def _load(self) -> Classifier:
         if self._classifier is None:
-            options = dict(self.load_options)
-            if options["threads"] is None:
-                options["threads"] = _assigned_cpus()
-            self._classifier = Classifier.from_pretrained(self.model, **options)
+            self._classifier = _load_in_worker(self.model, self.load_options)
             if self.names is not None:
                 self._labels = self._classifier.labels_from_vectors(self.names, np.asarray(self.vectors, dtype=np.float32))
         return self._classifier
@@ -188,10 +194,8 @@ class _Score(_PoolPass):
         ranked = clf.classify_vectors(np.asarray(batch["_zsc_units"], dtype=np.float32),
                                       np.asarray(batch["_zsc_norms"], dtype=np.float32), self._labels,
                                       top_k=self.top_k, multi_label=self.multi_label, threshold=self.threshold)
-        out = {k: v for k, v in batch.items() if not k.startswith("_zsc_")}
-        for name, column in _columns(ranked, self.top_k, self.multi_label).items():
-            out[name] = column if isinstance(column, np.ndarray) else _object_array(column)
-        return out
+        kept = {k: v for k, v in batch.items() if not k.startswith("_zsc_")}
+        return _with_columns(kept, _columns(ranked, self.top_k, self.multi_label))
 
 
 def classify_adapted(ds: Any, model: str, labels: Sequence[Any], *, text_column: str = "text",
